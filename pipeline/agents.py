@@ -1,0 +1,156 @@
+"""Thin wiring: stream -> stage functions -> metrics -> next topic. No logic lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+import faust
+
+from pipeline import metrics
+from pipeline.analysis import IncomingMessage, Rejection, process_batch
+from pipeline.app import Topology
+from pipeline.records import AnalyzedArticle, DedupOut, dead_letter, to_json, utc_now
+from pipeline.settings import Settings
+from pipeline.stages.dedup import FirstSeen, judge_exact
+from pipeline.stages.entities import EntityRecognizer
+
+log = logging.getLogger("pipeline.agents")
+
+
+def register_agents(topology: Topology, settings: Settings, recognizer: EntityRecognizer) -> None:
+    app = topology.app
+    retention = timedelta(days=settings.dedup_retention_days)
+    # One thread runs the CPU-bound stages, so the event loop keeps heartbeats and /metrics alive
+    # and the spaCy models are never used by two threads at once.
+    stage_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stages")
+
+    async def send_to_dlq(rejection: Rejection) -> None:
+        message = rejection.message
+        record = dead_letter(
+            error=rejection.error,
+            detail=rejection.detail,
+            stage=rejection.stage,
+            original=message.value,
+            key=message.key,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+        )
+        await topology.dlq_topic.send(key=message.key, value=to_json(record))
+        metrics.DLQ_MESSAGES.labels(stage=rejection.stage, error=rejection.error).inc()
+        log.warning(
+            "message sent to the DLQ",
+            extra={
+                "error": rejection.error,
+                "stage": rejection.stage,
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+            },
+        )
+
+    @app.agent(topology.raw_topic, name="analyze")
+    async def analyze(stream: faust.StreamT) -> None:
+        loop = asyncio.get_running_loop()
+        async for events in stream.take_events(settings.batch_size, settings.batch_window_seconds):
+            messages = [incoming(event) for event in events]
+            metrics.ARTICLES.labels(stage="analyze", outcome="in").inc(len(messages))
+            started = loop.time()
+            outcome = await loop.run_in_executor(
+                stage_executor,
+                lambda: process_batch(
+                    messages,
+                    recognizer,
+                    max_message_bytes=settings.max_message_bytes,
+                    max_text_chars=settings.max_text_chars,
+                ),
+            )
+            per_article = (loop.time() - started) / len(messages)
+            for _ in messages:
+                metrics.STAGE_SECONDS.labels(stage="analyze").observe(per_article)
+            if outcome.entity_result is not None:
+                for reason, chars in outcome.entity_result.skipped.items():
+                    metrics.ENTITY_SKIPS.labels(reason=reason).inc(chars)
+            for rejection in outcome.rejected:
+                await send_to_dlq(rejection)
+            for _, analyzed in outcome.analyzed:
+                await topology.analyzed_topic.send(
+                    key=analyzed.fingerprint.encode(), value=to_json(analyzed)
+                )
+            metrics.ARTICLES.labels(stage="analyze", outcome="out").inc(len(outcome.analyzed))
+            metrics.ARTICLES.labels(stage="analyze", outcome="dlq").inc(len(outcome.rejected))
+
+    @app.agent(topology.analyzed_topic, name="deduplicate")
+    async def deduplicate(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            metrics.ARTICLES.labels(stage="deduplicate", outcome="in").inc()
+            try:
+                analyzed = AnalyzedArticle.model_validate_json(event.value)
+            except ValueError as exc:
+                # Only this app writes the internal topic; a bad record here is a bug or a
+                # foreign producer, and it still must not vanish.
+                await send_to_dlq(
+                    Rejection(incoming(event), "invalid_internal_record", str(exc)[:500], "dedup")
+                )
+                metrics.ARTICLES.labels(stage="deduplicate", outcome="dlq").inc()
+                continue
+            started = asyncio.get_running_loop().time()
+            stored = topology.fingerprints.get(analyzed.fingerprint)
+            verdict = judge_exact(
+                FirstSeen(stored["article_id"], datetime.fromisoformat(stored["seen_at"]))
+                if stored
+                else None,
+                analyzed.article.id,
+                now=utc_now(),
+                retention=retention,
+                eligible=analyzed.dedup_eligible,
+            )
+            if verdict.remember is not None:
+                topology.fingerprints[analyzed.fingerprint] = {
+                    "article_id": verdict.remember.article_id,
+                    "seen_at": verdict.remember.seen_at.isoformat(),
+                }
+            article = analyzed.article.model_copy(
+                update={
+                    "dedup": DedupOut(
+                        status=verdict.status,  # type: ignore[arg-type]
+                        duplicate_of=verdict.duplicate_of,
+                        similarity=verdict.similarity,
+                    )
+                }
+            )
+            metrics.STAGE_SECONDS.labels(stage="deduplicate").observe(
+                asyncio.get_running_loop().time() - started
+            )
+            await topology.enriched_topic.send(
+                key=analyzed.output_key.encode(), value=to_json(article)
+            )
+            record_output(article.language, article.quality, len(article.entities), verdict.status)
+            metrics.END_TO_END_SECONDS.observe(
+                (utc_now() - article.ingested_at).total_seconds()
+            )
+
+
+def record_output(language: str | None, quality: list[str], entities: int, status: str) -> None:
+    metrics.ARTICLES.labels(stage="deduplicate", outcome="out").inc()
+    metrics.LANGUAGES.labels(language=language or "und").inc()
+    metrics.ENTITIES_PER_ARTICLE.observe(entities)
+    for flag in quality:
+        metrics.QUALITY_FLAGS.labels(flag=flag).inc()
+    if status != "unique":
+        metrics.DUPLICATES.labels(kind=status).inc()
+
+
+def incoming(event: faust.EventT) -> IncomingMessage:
+    message = event.message
+    return IncomingMessage(
+        value=message.value,
+        key=message.key,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp=datetime.fromtimestamp(message.timestamp, tz=timezone.utc),
+    )

@@ -1,0 +1,102 @@
+"""`make run`: broker, worker, sample articles in, enriched records out, until Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+
+from pipeline.ingest import RawRecord, records_from_path
+from pipeline.kafka_io import ensure_topics, produce
+from pipeline.settings import REPO_ROOT, Settings
+
+
+def wait_until_ready(port: int, worker: subprocess.Popen, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise RuntimeError(f"the worker exited with code {worker.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"the worker was not ready after {timeout:.0f} s")
+
+
+def sample_records(paths: list[Path]) -> list[RawRecord]:
+    """The given files, plus a re-sent copy of the first one under another id (a duplicate)."""
+    records = [record for path in paths for record in records_from_path(path)]
+    if records:
+        first = orjson.loads(records[0].value)
+        copy_id = f"{first.get('id', 'sample')}-copy"
+        records.append(RawRecord(copy_id.encode(), orjson.dumps({**first, "id": copy_id})))
+    return records
+
+
+def run_demo(settings: Settings, paths: list[Path]) -> int:
+    started_broker = None
+    if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
+        from pipeline.kafka_local import LocalKafka, default_state_dir
+
+        started_broker = LocalKafka(default_state_dir())
+        print(started_broker.start().detail, flush=True)
+    ensure_topics(settings)
+    log_path = REPO_ROOT / "var" / "worker.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log_file:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "worker"], stdout=log_file, stderr=log_file
+        )
+    try:
+        print(f"worker started (pid {worker.pid}, log {log_path}); waiting until ready…", flush=True)
+        wait_until_ready(settings.web_port, worker)
+        records = sample_records(paths)
+        watcher = _consumer_at_end(settings)
+        produce(settings, settings.topic_raw, records, progress=False)
+        print(f"ingested {len(records)} article(s); enriched records follow\n", flush=True)
+        for number, message in enumerate(watcher, start=1):
+            print(orjson.dumps(orjson.loads(message.value), option=orjson.OPT_INDENT_2).decode())
+            if number >= len(records):
+                break
+        watcher.close()
+        print(f"\nmetrics: http://127.0.0.1:{settings.web_port}/metrics")
+        print("the stack keeps running; Ctrl-C stops it", flush=True)
+        worker.wait()
+        return worker.returncode
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        if started_broker is not None:
+            started_broker.stop()
+
+
+def _consumer_at_end(settings: Settings) -> KafkaConsumer:
+    """A consumer positioned at the current end of the enriched topic, so only new output shows."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        group_id=None,
+        enable_auto_commit=False,
+        consumer_timeout_ms=120_000,
+    )
+    partitions = consumer.partitions_for_topic(settings.topic_enriched) or set()
+    assignment = [TopicPartition(settings.topic_enriched, p) for p in sorted(partitions)]
+    consumer.assign(assignment)
+    consumer.seek_to_end()
+    for tp in assignment:
+        consumer.position(tp)  # resolve the end offsets now, before anything is produced
+    return consumer

@@ -1,0 +1,128 @@
+"""Turn files and stdin into raw-article records, validated before anything is produced."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import feedparser
+import orjson
+
+from pipeline.records import InvalidInput, parse_raw_article
+from pipeline.stages.clean import split_txt_file
+
+
+class IngestError(Exception):
+    """A file that cannot become raw articles; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    key: bytes | None
+    value: bytes
+
+
+def records_from_path(path: Path) -> list[RawRecord]:
+    """All records of one file, or IngestError: nothing of a bad file is produced."""
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot read: {exc.strerror}") from None
+    suffix = path.suffix.lower()
+    if suffix in {".json", ".jsonl", ".ndjson"}:
+        documents = list(_json_documents(content, path, lines=suffix != ".json"))
+    elif suffix == ".txt":
+        title, body = split_txt_file(_text(content, path))
+        documents = [{"id": path.stem, "title": title, "text": body}]
+    elif suffix in {".html", ".htm"}:
+        documents = [{"id": path.stem, "html": _text(content, path)}]
+    elif suffix in {".xml", ".rss", ".atom"}:
+        documents = list(_feed_documents(content, path))
+    else:
+        raise IngestError(
+            f"{path}: unknown file type {suffix or '(none)'}; "
+            "expected .txt, .json, .jsonl, .html or RSS/Atom .xml"
+        )
+    return [_validated(doc, f"{path}#{n + 1}") for n, doc in enumerate(documents)]
+
+
+def records_from_stream(stream: IO[bytes], name: str = "<stdin>") -> Iterator[RawRecord]:
+    """JSON lines from a stream, validated one by one."""
+    for number, line in enumerate(stream, start=1):
+        if line.strip():
+            yield _validated(_json_object(line, f"{name}:{number}"), f"{name}:{number}")
+
+
+def _validated(document: dict, where: str) -> RawRecord:
+    document = {k: v for k, v in document.items() if v is not None}
+    value = orjson.dumps(document)
+    try:
+        article = parse_raw_article(value)
+    except InvalidInput as exc:
+        raise IngestError(f"{where}: {exc.detail}") from None
+    return RawRecord(key=article.id.encode() if article.id else None, value=value)
+
+
+def _text(content: bytes, path: Path) -> str:
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"{path}: not UTF-8 text ({exc})") from None
+
+
+def _json_object(raw: bytes, where: str) -> dict:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise IngestError(f"{where}: invalid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise IngestError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _json_documents(content: bytes, path: Path, *, lines: bool) -> Iterator[dict]:
+    if lines:
+        for number, line in enumerate(content.splitlines(), start=1):
+            if line.strip():
+                yield _json_object(line, f"{path}:{number}")
+        return
+    try:
+        data = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        raise IngestError(f"{path}: invalid JSON: {exc}") from None
+    items = data if isinstance(data, list) else [data]
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            raise IngestError(f"{path}#{number}: expected a JSON object, got {type(item).__name__}")
+        yield item
+
+
+def _feed_documents(content: bytes, path: Path) -> Iterator[dict]:
+    feed = feedparser.parse(content)
+    if feed.bozo and not feed.entries:
+        raise IngestError(f"{path}: not an RSS/Atom feed: {feed.bozo_exception}")
+    source = feed.feed.get("title")
+    for entry in feed.entries:
+        body = entry.get("content", [{}])[0].get("value") or entry.get("summary")
+        if not body:
+            continue
+        link = entry.get("link")
+        yield {
+            "id": entry.get("id") or link or hashlib.sha256(body.encode()).hexdigest()[:16],
+            "url": link,
+            "title": entry.get("title"),
+            "source": source,
+            "published_at": _feed_date(entry),
+            "html": body,
+        }
+
+
+def _feed_date(entry: feedparser.FeedParserDict) -> str | None:
+    parsed = entry.get("published_parsed") or entry.get("updated_parsed")
+    if not parsed:
+        return None
+    year, month, day, hour, minute, second = parsed[:6]
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}+00:00"

@@ -1,0 +1,60 @@
+"""Every Prometheus metric of the project, declared once (global registry, served by Faust)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Sub-second processing: fine buckets from 1 ms up to 10 s.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+ARTICLES = Counter(
+    "pipeline_articles",
+    "Articles handled per stage and outcome (in, out, dlq).",
+    ["stage", "outcome"],
+)
+DLQ_MESSAGES = Counter(
+    "pipeline_dlq_messages",
+    "Messages sent to the dead-letter topic, by stage and error code.",
+    ["stage", "error"],
+)
+DUPLICATES = Counter(
+    "pipeline_duplicates",
+    "Articles judged duplicates, by kind (exact_duplicate, near_duplicate).",
+    ["kind"],
+)
+LANGUAGES = Counter(
+    "pipeline_articles_by_language",
+    "Enriched articles by dominant language ('und' when undecidable).",
+    ["language"],
+)
+QUALITY_FLAGS = Counter(
+    "pipeline_quality_flags",
+    "Quality flags raised on enriched articles (not_an_article, empty, truncated).",
+    ["flag"],
+)
+ENTITY_SKIPS = Counter(
+    "pipeline_entity_skipped_characters",
+    "Characters of text that got no entities, by reason (no_model:<lang>, undetermined).",
+    ["reason"],
+)
+STAGE_SECONDS = Histogram(
+    "pipeline_stage_duration_seconds",
+    "Processing time per article and stage (batched stages divide by batch size).",
+    ["stage"],
+    buckets=LATENCY_BUCKETS,
+)
+END_TO_END_SECONDS = Histogram(
+    "pipeline_end_to_end_latency_seconds",
+    "Time from the raw message's Kafka timestamp to the enriched record's send.",
+    buckets=LATENCY_BUCKETS,
+)
+ENTITIES_PER_ARTICLE = Histogram(
+    "pipeline_entities_per_article",
+    "Entities found per enriched article.",
+    buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200),
+)
+MODEL_LOAD_SECONDS = Gauge(
+    "pipeline_model_load_seconds",
+    "Time it took to load each spaCy model at start-up.",
+    ["language"],
+)
