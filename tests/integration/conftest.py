@@ -1,0 +1,182 @@
+"""Integration harness: the real local Kafka broker and a real `pipeline worker` process.
+
+Each test module gets its own worker with unique topics and app id, so runs never see each
+other's records. The broker is started if it is not running; if it cannot start, tests fail.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from pipeline.kafka_local import LocalKafka, default_state_dir
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> str:
+    status = LocalKafka(default_state_dir()).start()
+    assert status.running, status.detail
+    return status.bootstrap
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class PipelineRun:
+    """One isolated deployment: unique topics and app id, and the worker processes on them."""
+
+    bootstrap: str
+    workdir: Path
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    workers: list[subprocess.Popen] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+
+    @property
+    def topics(self) -> dict[str, str]:
+        return {
+            "raw": f"raw-{self.run_id}",
+            "enriched": f"enriched-{self.run_id}",
+            "dlq": f"dlq-{self.run_id}",
+        }
+
+    def env(self, web_port: int | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                "PIPELINE_APP_ID": f"test-{self.run_id}",
+                "PIPELINE_TOPIC_RAW": self.topics["raw"],
+                "PIPELINE_TOPIC_ENRICHED": self.topics["enriched"],
+                "PIPELINE_TOPIC_DLQ": self.topics["dlq"],
+                "PIPELINE_STATE_DIR": str(self.workdir / "state"),
+            }
+        )
+        if web_port is not None:
+            env["PIPELINE_WEB_PORT"] = str(web_port)
+        return env
+
+    def cli(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline", *args],
+            env=self.env(),
+            input=stdin,
+            capture_output=True,
+            timeout=120,
+            cwd=REPO_ROOT,
+        )
+
+    def start_worker(self, timeout: float = 180.0) -> int:
+        port = free_port()
+        log = (self.workdir / f"worker-{len(self.workers)}.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "worker"],
+            env=self.env(port),
+            stdout=log,
+            stderr=log,
+            cwd=REPO_ROOT,
+        )
+        self.workers.append(process)
+        self.ports.append(port)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{self.log_tail()}")
+            if self.http_get(port, "/ready")[0] == 200:
+                return port
+            time.sleep(0.5)
+        raise AssertionError(f"worker not ready after {timeout} s:\n{self.log_tail()}")
+
+    def stop_workers(self) -> None:
+        for process in self.workers:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.workers:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = ""
+        for path in sorted(self.workdir.glob("worker-*.log")):
+            text += f"--- {path.name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        return text
+
+    @staticmethod
+    def http_get(port: int, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+                return reply.status, reply.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+        except (urllib.error.URLError, OSError):
+            return 0, b""
+
+    def produce(self, values: list[bytes], keys: list[bytes | None] | None = None) -> None:
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+        try:
+            for value, key in zip(values, keys or [None] * len(values), strict=True):
+                producer.send(self.topics["raw"], key=key, value=value)
+            producer.flush()
+        finally:
+            producer.close()
+
+    def consume(
+        self,
+        topic: str,
+        until: Callable[[list[dict]], bool],
+        timeout: float = 90.0,
+    ) -> list[dict]:
+        """Read a topic from the start with kafka-python until `until(records)` holds."""
+        consumer = KafkaConsumer(
+            self.topics.get(topic, topic),
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=1000,
+        )
+        records: list[dict] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                for message in consumer:
+                    records.append({**orjson.loads(message.value), "_key": message.key})
+                    if until(records):
+                        return records
+                if until(records):
+                    return records
+        finally:
+            consumer.close()
+        raise AssertionError(
+            f"timed out on {topic} with {len(records)} record(s):\n{self.log_tail()}"
+        )
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineRun]:
+    run = PipelineRun(bootstrap=bootstrap, workdir=tmp_path_factory.mktemp("run"))
+    try:
+        yield run
+    finally:
+        run.stop_workers()

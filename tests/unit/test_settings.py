@@ -1,0 +1,40 @@
+import pytest
+from pydantic import ValidationError
+
+from pipeline.settings import load_settings
+
+
+def test_defaults_come_from_config_file(monkeypatch):
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "PIPELINE_TOPIC_RAW", "PIPELINE_WEB_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
+    assert settings.topic_raw == "articles.raw"
+    assert settings.spacy_models["fr"] == "fr_core_news_sm"
+
+
+def test_contract_environment_overrides(monkeypatch):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "broker:29092")
+    monkeypatch.setenv("PIPELINE_APP_ID", "run-1")
+    monkeypatch.setenv("PIPELINE_TOPIC_RAW", "raw-1")
+    monkeypatch.setenv("PIPELINE_TOPIC_ENRICHED", "out-1")
+    monkeypatch.setenv("PIPELINE_TOPIC_DLQ", "dlq-1")
+    monkeypatch.setenv("PIPELINE_WEB_PORT", "7001")
+    s = load_settings()
+    assert (s.kafka_bootstrap_servers, s.app_id, s.topic_raw, s.topic_enriched, s.topic_dlq, s.web_port) == (
+        "broker:29092", "run-1", "raw-1", "out-1", "dlq-1", 7001,
+    )
+
+
+def test_bad_values_fail_with_the_setting_named(monkeypatch):
+    monkeypatch.setenv("PIPELINE_WEB_PORT", "not-a-port")
+    with pytest.raises(ValidationError, match="web_port"):
+        load_settings()
+
+
+def test_config_file_is_chosen_by_environment(monkeypatch, tmp_path):
+    config = tmp_path / "p.toml"
+    config.write_text('topic_raw = "from-file"\n')
+    monkeypatch.setenv("PIPELINE_CONFIG", str(config))
+    monkeypatch.delenv("PIPELINE_TOPIC_RAW", raising=False)
+    assert load_settings().topic_raw == "from-file"
