@@ -44,6 +44,7 @@ def run_worker(settings: Settings) -> None:
     recognizer.load_all()  # before joining the group: a model load must not stall a rebalance
     for lang, seconds in recognizer.load_seconds.items():
         metrics.MODEL_LOAD_SECONDS.labels(language=lang).set(seconds)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
     created = ensure_topics(settings)
     if created:
         log.info("created topics", extra={"topics": created})

@@ -74,7 +74,9 @@ def test_seed_resent_as_json_with_another_id_is_a_duplicate(pipeline_run, worker
     done = pipeline_run.cli("ingest", "-", stdin=orjson.dumps(copy) + b"\n")
     assert done.returncode == 0, done.stderr.decode()
 
-    records = by_id(pipeline_run.consume("enriched", lambda rs: "seed-copy" in by_id(rs)))
+    records = by_id(
+        pipeline_run.consume("enriched", lambda rs: {"seed-copy", SEED_ID} <= by_id(rs).keys())
+    )
     duplicate = records["seed-copy"]
     assert duplicate["dedup"]["status"] == "exact_duplicate"
     assert duplicate["dedup"]["duplicate_of"] == SEED_ID
