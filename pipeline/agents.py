@@ -1,4 +1,10 @@
-"""Thin wiring: stream -> stage functions -> metrics -> next topic. No logic lives here."""
+"""Thin wiring: stream -> stage functions -> metrics -> next topic. No logic lives here.
+
+Delivery is at-least-once. Sends use ``force=True``: Faust would otherwise hold them back until
+the next offset commit (its "attachments"), adding up to a commit interval of latency. Nothing is
+lost by sending at once, because Faust flushes the producer before it commits an offset, and an
+event is acked only after everything it produced was handed to the producer.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +45,7 @@ def register_agents(topology: Topology, settings: Settings, recognizer: EntityRe
             partition=message.partition,
             offset=message.offset,
         )
-        await topology.dlq_topic.send(key=message.key, value=to_json(record))
+        await topology.dlq_topic.send(key=message.key, value=to_json(record), force=True)
         metrics.DLQ_MESSAGES.labels(stage=rejection.stage, error=rejection.error).inc()
         log.warning(
             "message sent to the DLQ",
@@ -78,7 +84,7 @@ def register_agents(topology: Topology, settings: Settings, recognizer: EntityRe
                 await send_to_dlq(rejection)
             for _, analyzed in outcome.analyzed:
                 await topology.analyzed_topic.send(
-                    key=analyzed.fingerprint.encode(), value=to_json(analyzed)
+                    key=analyzed.fingerprint.encode(), value=to_json(analyzed), force=True
                 )
             metrics.ARTICLES.labels(stage="analyze", outcome="out").inc(len(outcome.analyzed))
             metrics.ARTICLES.labels(stage="analyze", outcome="dlq").inc(len(outcome.rejected))
@@ -126,7 +132,7 @@ def register_agents(topology: Topology, settings: Settings, recognizer: EntityRe
                 asyncio.get_running_loop().time() - started
             )
             await topology.enriched_topic.send(
-                key=analyzed.output_key.encode(), value=to_json(article)
+                key=analyzed.output_key.encode(), value=to_json(article), force=True
             )
             record_output(article.language, article.quality, len(article.entities), verdict.status)
             metrics.END_TO_END_SECONDS.observe(

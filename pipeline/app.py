@@ -11,6 +11,7 @@ from faust.sensors.prometheus import MS_LATENCY_BUCKETS, FaustMetrics, Prometheu
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate_latest
 
+from pipeline.security import faust_credentials
 from pipeline.settings import Settings
 
 
@@ -32,6 +33,8 @@ def create_app(settings: Settings) -> Topology:
     app = faust.App(
         settings.app_id,
         broker=broker_urls(settings.kafka_bootstrap_servers),
+        # SASL (PLAIN/SCRAM) and TLS from PIPELINE_KAFKA_*; None for PLAINTEXT.
+        broker_credentials=faust_credentials(settings),
         store=settings.table_store,
         datadir=str(settings.state_dir / settings.app_id),
         topic_partitions=settings.topic_partitions,
@@ -42,6 +45,8 @@ def create_app(settings: Settings) -> Topology:
         # Enriched records carry the text plus annotations: allow them past the 1 MB default.
         producer_max_request_size=4 * settings.max_message_bytes,
         producer_acks=-1,
+        broker_session_timeout=settings.broker_session_timeout_seconds,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval_seconds,
     )
 
     def raw_bytes_topic(name: str, *, internal: bool = False) -> faust.TopicT:

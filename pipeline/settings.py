@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,7 +24,10 @@ DEFAULT_CONFIG_FILE = REPO_ROOT / "config" / "pipeline.toml"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PIPELINE_", frozen=True, extra="forbid")
+    # hide_input_in_errors: a cross-field error would otherwise echo every input, secrets included.
+    model_config = SettingsConfigDict(
+        env_prefix="PIPELINE_", frozen=True, extra="forbid", hide_input_in_errors=True
+    )
 
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092",
@@ -55,6 +59,25 @@ class Settings(BaseSettings):
 
     dedup_retention_days: float = Field(7.0, gt=0)
 
+    # Kafka security for real clusters (PIPELINE_KAFKA_*). Applied to the Faust app, the CLI's
+    # clients and the start-up access check. The password is a SecretStr: never in repr or logs.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: FilePath | None = None  # CA bundle; the system's CAs when unset
+    kafka_ssl_certfile: FilePath | None = None  # client certificate (mutual TLS)
+    kafka_ssl_keyfile: FilePath | None = None  # its private key (unencrypted PEM)
+    kafka_ssl_check_hostname: bool = True
+
+    # How often each worker refreshes pipeline_consumer_lag (asks the broker for end offsets).
+    consumer_lag_interval_seconds: float = Field(10.0, gt=0)
+
+    # A worker that dies without leaving the group holds its partitions until this expires;
+    # Faust's 60 s default would stall those partitions for a minute after a crash.
+    broker_session_timeout_seconds: float = Field(15.0, ge=6)
+    broker_heartbeat_interval_seconds: float = Field(3.0, gt=0)
+
     @field_validator("log_level")
     @classmethod
     def _known_log_level(cls, value: str) -> str:
@@ -62,6 +85,43 @@ class Settings(BaseSettings):
         if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError(f"log_level must be DEBUG, INFO, WARNING or ERROR, not {value!r}")
         return upper
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> Settings:
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL_"):
+            missing = [
+                f"kafka_sasl_{name} (PIPELINE_KAFKA_SASL_{name.upper()})"
+                for name, value in (
+                    ("username", self.kafka_sasl_username),
+                    ("password", self.kafka_sasl_password),
+                )
+                if not (value.get_secret_value() if isinstance(value, SecretStr) else value)
+            ]
+            if missing:
+                raise ValueError(
+                    f"kafka_security_protocol {protocol} needs {' and '.join(missing)}"
+                )
+        elif self.kafka_sasl_username is not None or self.kafka_sasl_password is not None:
+            raise ValueError(
+                f"a SASL username/password is set but kafka_security_protocol is {protocol}: "
+                "use SASL_PLAINTEXT or SASL_SSL (PIPELINE_KAFKA_SECURITY_PROTOCOL)"
+            )
+        uses_tls = protocol in ("SSL", "SASL_SSL")
+        tls_files = (self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+        if not uses_tls and any(path is not None for path in tls_files):
+            raise ValueError(
+                f"kafka_ssl_* files are set but kafka_security_protocol is {protocol}: "
+                "use SSL or SASL_SSL (PIPELINE_KAFKA_SECURITY_PROTOCOL)"
+            )
+        if self.kafka_ssl_keyfile is not None and self.kafka_ssl_certfile is None:
+            raise ValueError("kafka_ssl_keyfile needs kafka_ssl_certfile (the client certificate)")
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -59,7 +59,7 @@ class PipelineRun:
             "dlq": f"dlq-{self.run_id}",
         }
 
-    def env(self, web_port: int | None = None) -> dict[str, str]:
+    def env(self, web_port: int | None = None, slot: int = 0) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
             {
@@ -68,7 +68,7 @@ class PipelineRun:
                 "PIPELINE_TOPIC_RAW": self.topics["raw"],
                 "PIPELINE_TOPIC_ENRICHED": self.topics["enriched"],
                 "PIPELINE_TOPIC_DLQ": self.topics["dlq"],
-                "PIPELINE_STATE_DIR": str(self.workdir / "state"),
+                "PIPELINE_STATE_DIR": str(self.workdir / f"state-{slot}"),
             }
         )
         if web_port is not None:
@@ -85,12 +85,14 @@ class PipelineRun:
             cwd=REPO_ROOT,
         )
 
-    def start_worker(self, timeout: float = 180.0) -> int:
+    def start_worker(self, timeout: float = 180.0, slot: int | None = None) -> int:
+        """Start a worker process; each slot has its own state dir (RocksDB) and log."""
+        slot = len(self.workers) if slot is None else slot
         port = free_port()
-        log = (self.workdir / f"worker-{len(self.workers)}.log").open("ab")
+        log = (self.workdir / f"worker-{slot}.log").open("ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "worker"],
-            env=self.env(port),
+            env=self.env(port, slot),
             stdout=log,
             stderr=log,
             cwd=REPO_ROOT,
@@ -105,6 +107,18 @@ class PipelineRun:
                 return port
             time.sleep(0.5)
         raise AssertionError(f"worker not ready after {timeout} s:\n{self.log_tail()}")
+
+    def kill_worker(self, index: int) -> None:
+        """SIGKILL: no shutdown, no commit, no leaving the group."""
+        self.workers[index].kill()
+        self.workers[index].wait(timeout=30)
+
+    def restart_worker(self, index: int) -> None:
+        """Start a new process in place of worker `index` (same state dir and app id)."""
+        self.kill_worker(index)
+        self.start_worker(slot=index)
+        self.workers[index] = self.workers.pop()
+        self.ports[index] = self.ports.pop()
 
     def stop_workers(self) -> None:
         for process in self.workers:
@@ -180,3 +194,37 @@ def pipeline_run(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
         yield run
     finally:
         run.stop_workers()
+
+
+class TopicReader:
+    """A kafka-python consumer that keeps its position, for waiting on many records."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        self.records: list[dict] = []
+
+    def poll(self, seconds: float = 1.0) -> list[dict]:
+        batch = self.consumer.poll(timeout_ms=int(seconds * 1000))
+        fresh = [
+            {**orjson.loads(message.value), "_key": message.key}
+            for messages in batch.values()
+            for message in messages
+        ]
+        self.records.extend(fresh)
+        return fresh
+
+    def wait_for(self, done: Callable[[list[dict]], bool], timeout: float, why: str = "") -> None:
+        deadline = time.monotonic() + timeout
+        while not done(self.records):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout} s waiting for {why}")
+            self.poll()
+
+    def close(self) -> None:
+        self.consumer.close()

@@ -1,0 +1,186 @@
+"""Nothing lost: worker crashes (SIGKILL), a broker restart, and hostile payloads."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from pipeline.kafka_local import LocalKafka, default_state_dir
+from tests.conftest import SHARED_DATA
+from tests.integration.conftest import TopicReader
+
+LANGUAGES = ["en", "fr", "de", "es", "it", "pt", "nl", "pl"]
+
+
+def articles(count: int) -> list[tuple[bytes, bytes]]:
+    """Distinct short articles (4 real sentences each) from the shared language-ID data."""
+    sentences = {
+        lang: (SHARED_DATA / "langid" / "sentences" / f"{lang}.txt").read_text().splitlines()
+        for lang in LANGUAGES
+    }
+    out = []
+    for i in range(count):
+        lang = LANGUAGES[i % len(LANGUAGES)]
+        start = (i // len(LANGUAGES)) * 4 % (len(sentences[lang]) - 4)
+        text = " ".join(sentences[lang][start : start + 4])
+        article_id = f"art-{i:05d}"
+        out.append((article_id.encode(), orjson.dumps({"id": article_id, "text": text})))
+    return out
+
+
+def ids_on(records: list[dict]) -> set[str]:
+    return {r["id"] for r in records if "id" in r}
+
+
+@pytest.fixture(scope="module")
+def two_workers(pipeline_run):
+    pipeline_run.start_worker()
+    pipeline_run.start_worker()
+    return pipeline_run
+
+
+def test_two_sigkills_and_a_broker_restart_lose_nothing(two_workers):
+    run = two_workers
+    batch = articles(1200)
+    expected = {key.decode() for key, _ in batch}
+    reader = TopicReader(run.bootstrap, run.topics["enriched"])
+
+    def produce_slowly() -> None:
+        # A steady stream, so crashes and the restart land mid-flow. A chunk refused while the
+        # broker is down is sent again, as any producer with retries would.
+        for start in range(0, len(batch), 50):
+            chunk = batch[start : start + 50]
+            for attempt in range(30):
+                try:
+                    run.produce([v for _, v in chunk], keys=[k for k, _ in chunk])
+                    break
+                except Exception:  # noqa: BLE001 - broker restarting
+                    time.sleep(1)
+            time.sleep(0.25)
+
+    producer = threading.Thread(target=produce_slowly)
+    producer.start()
+    try:
+        reader.wait_for(lambda rs: len(ids_on(rs)) >= 150, 240, "first outputs")
+        run.restart_worker(0)  # SIGKILL, then a fresh process with the same state dir
+        reader.wait_for(lambda rs: len(ids_on(rs)) >= 400, 240, "outputs after 1st kill")
+        broker = LocalKafka(default_state_dir())
+        assert broker.stop()
+        assert broker.start().running
+        reader.wait_for(lambda rs: len(ids_on(rs)) >= 600, 240, "outputs after broker restart")
+        run.restart_worker(1)
+    finally:
+        producer.join()
+    reader.wait_for(lambda rs: expected <= ids_on(rs), 300, "every id")
+    reader.close()
+
+    assert all(worker.poll() is None for worker in run.workers), run.log_tail()
+    dead = TopicReader(run.bootstrap, run.topics["dlq"])
+    dead.poll(3)
+    assert dead.records == []
+    # At-least-once: repeats are possible, always with the key of the article.
+    assert all(r["_key"] == r["id"].encode() for r in reader.records)
+
+
+MALFORMED = {
+    "empty body": (b"", "empty_message"),
+    "binary": (bytes(range(256)), "invalid_utf8"),
+    "invalid UTF-8 in JSON": (b'{"text": "caf\xe9"}', "invalid_utf8"),
+    "truncated JSON": (b'{"id": "t1", "text": "Le pr', "invalid_json"),
+    "JSON array": (b'[{"text": "x"}]', "invalid_record"),
+    "JSON string": (b'"just a string"', "invalid_record"),
+    "no text nor html": (b'{"id": "n1", "title": "Only a title"}', "invalid_record"),
+    "text is a number": (b'{"id": "n2", "text": 12345}', "invalid_record"),
+    "id is an object": (b'{"id": {"a": 1}, "text": "Hello there"}', "invalid_record"),
+    "bad timestamp": (b'{"text": "Hello", "published_at": "last tuesday"}', "invalid_record"),
+    "oversized": (orjson.dumps({"text": "word " * 200_000}), "message_too_large"),
+}
+
+
+def test_ten_kinds_of_malformed_messages_each_land_on_the_dlq(pipeline_run):
+    if not pipeline_run.workers:
+        pipeline_run.start_worker()
+    keys = [f"bad-{i}".encode() for i in range(len(MALFORMED))]
+    good = orjson.dumps({"id": "good-after-bad", "text": "The Bank of England raised rates."})
+    pipeline_run.produce([v for v, _ in MALFORMED.values()] + [good], keys=[*keys, b"good"])
+
+    dead = TopicReader(pipeline_run.bootstrap, pipeline_run.topics["dlq"])
+    dead.wait_for(lambda rs: {r["key"] for r in rs} >= {k.decode() for k in keys}, 120, "DLQ")
+    by_key = {r["key"]: r for r in dead.records}
+    for key, (name, (payload, code)) in zip(keys, MALFORMED.items(), strict=True):
+        record = by_key[key.decode()]
+        assert record["error"] == code, name
+        assert record["detail"], name
+        original = (
+            record["original"].encode()
+            if record["original_encoding"] == "utf-8"
+            else __import__("base64").b64decode(record["original"])
+        )
+        assert original == payload, name
+    out = TopicReader(pipeline_run.bootstrap, pipeline_run.topics["enriched"])
+    out.wait_for(lambda rs: "good-after-bad" in ids_on(rs), 120, "the good message")
+
+
+def test_flagged_but_kept_inputs(pipeline_run):
+    """Empty text and huge text are not errors: they come out with a quality flag."""
+    if not pipeline_run.workers:
+        pipeline_run.start_worker()
+    huge = " ".join(["Le gouvernement a présenté son budget à Paris."] * 6000)  # ~290 kB
+    pipeline_run.produce(
+        [orjson.dumps({"id": "blank", "text": "   \n\n  "}), orjson.dumps({"id": "huge", "text": huge})]
+    )
+    out = TopicReader(pipeline_run.bootstrap, pipeline_run.topics["enriched"])
+    out.wait_for(lambda rs: {"blank", "huge"} <= ids_on(rs), 120, "flagged records")
+    records = {r["id"]: r for r in out.records}
+    assert "empty" in records["blank"]["quality"]
+    assert "truncated" in records["huge"]["quality"]
+    assert len(records["huge"]["text"]) <= 200_000
+
+
+@pytest.fixture(scope="module")
+def fuzz_readers(pipeline_run):
+    readers = {name: TopicReader(pipeline_run.bootstrap, pipeline_run.topics[name]) for name in ("enriched", "dlq")}
+    yield readers
+    for reader in readers.values():
+        reader.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    payloads=st.lists(
+        st.one_of(
+            st.binary(max_size=300),
+            st.text(max_size=300).map(str.encode),
+            st.dictionaries(
+                st.sampled_from(["id", "text", "html", "title", "url", "published_at", "language"]),
+                st.one_of(st.none(), st.integers(), st.text(max_size=200), st.lists(st.integers())),
+            ).map(orjson.dumps),
+        ),
+        min_size=5,
+        max_size=5,
+    )
+)
+def test_fuzzed_payloads_end_in_output_or_dlq(pipeline_run, fuzz_readers, payloads):
+    if not pipeline_run.workers:
+        pipeline_run.start_worker()
+    tag = f"fz-{time.monotonic_ns()}"
+    keys = [f"{tag}-{i}".encode() for i in range(len(payloads))]
+    pipeline_run.produce(payloads, keys=keys)
+    wanted = {k for k in keys}
+
+    def seen() -> set[bytes]:
+        out = {r["_key"] for r in fuzz_readers["enriched"].records}
+        out |= {r["key"].encode() for r in fuzz_readers["dlq"].records if r.get("key")}
+        return out
+
+    deadline = time.monotonic() + 60
+    while not wanted <= seen():
+        assert time.monotonic() < deadline, f"lost: {wanted - seen()}\n{pipeline_run.log_tail()}"
+        for reader in fuzz_readers.values():
+            reader.poll(0.2)
+    assert pipeline_run.workers[0].poll() is None, pipeline_run.log_tail()
+
