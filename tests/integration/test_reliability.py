@@ -149,7 +149,7 @@ def fuzz_readers(pipeline_run):
         reader.close()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     payloads=st.lists(
         st.one_of(
@@ -157,7 +157,8 @@ def fuzz_readers(pipeline_run):
             st.text(max_size=300).map(str.encode),
             st.dictionaries(
                 st.sampled_from(["id", "text", "html", "title", "url", "published_at", "language"]),
-                st.one_of(st.none(), st.integers(), st.text(max_size=200), st.lists(st.integers())),
+                st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=200),
+                          st.lists(st.integers(0, 10))),
             ).map(orjson.dumps),
         ),
         min_size=5,
@@ -184,3 +185,22 @@ def test_fuzzed_payloads_end_in_output_or_dlq(pipeline_run, fuzz_readers, payloa
             reader.poll(0.2)
     assert pipeline_run.workers[0].poll() is None, pipeline_run.log_tail()
 
+
+
+def test_sigterm_stops_the_worker_cleanly_and_a_restart_resumes(pipeline_run):
+    if not pipeline_run.workers:
+        pipeline_run.start_worker()
+    batch = articles(1300)[1200:]  # ids not used by the crash test
+    pipeline_run.produce([v for _, v in batch], keys=[k for k, _ in batch])
+    for process in pipeline_run.workers:
+        process.terminate()
+    started = time.monotonic()
+    codes = [process.wait(timeout=60) for process in pipeline_run.workers]
+    assert codes == [0] * len(codes), pipeline_run.log_tail()
+    assert time.monotonic() - started < 30, "graceful shutdown took too long"
+    pipeline_run.workers.clear()
+    pipeline_run.ports.clear()
+    pipeline_run.start_worker()
+    out = TopicReader(pipeline_run.bootstrap, pipeline_run.topics["enriched"])
+    wanted = {key.decode() for key, _ in batch}
+    out.wait_for(lambda rs: wanted <= ids_on(rs), 180, "every id after a SIGTERM restart")
