@@ -48,8 +48,11 @@ def run_demo(settings: Settings, paths: list[Path]) -> int:
     if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
         from pipeline.kafka_local import LocalKafka, default_state_dir
 
-        started_broker = LocalKafka(default_state_dir())
-        print(started_broker.start().detail, flush=True)
+        broker = LocalKafka(default_state_dir())
+        status = broker.start()
+        print(status.detail, flush=True)
+        # Stop it on exit only if this run started it: a broker already running is someone's.
+        started_broker = broker if status.startup_seconds is not None else None
     ensure_topics(settings)
     log_path = REPO_ROOT / "var" / "worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
