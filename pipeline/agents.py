@@ -18,6 +18,7 @@ import faust
 from pipeline import metrics
 from pipeline.analysis import IncomingMessage, Rejection, process_batch
 from pipeline.app import Topology
+from pipeline.lag import register_lag_monitor
 from pipeline.records import AnalyzedArticle, DedupOut, dead_letter, to_json, utc_now
 from pipeline.settings import Settings
 from pipeline.stages.dedup import FirstSeen, judge_exact
@@ -28,6 +29,7 @@ log = logging.getLogger("pipeline.agents")
 
 def register_agents(topology: Topology, settings: Settings, recognizer: EntityRecognizer) -> None:
     app = topology.app
+    register_lag_monitor(app, settings.consumer_lag_interval_seconds)
     retention = timedelta(days=settings.dedup_retention_days)
     # One thread runs the CPU-bound stages, so the event loop keeps heartbeats and /metrics alive
     # and the spaCy models are never used by two threads at once.

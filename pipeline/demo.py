@@ -14,7 +14,7 @@ import orjson
 from kafka import KafkaConsumer, TopicPartition
 
 from pipeline.ingest import RawRecord, records_from_path
-from pipeline.kafka_io import ensure_topics, produce
+from pipeline.kafka_io import client_options, ensure_topics, produce
 from pipeline.settings import REPO_ROOT, Settings
 
 
@@ -91,7 +91,7 @@ def run_demo(settings: Settings, paths: list[Path]) -> int:
 def _consumer_at_end(settings: Settings) -> KafkaConsumer:
     """A consumer positioned at the current end of the enriched topic, so only new output shows."""
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        **client_options(settings),
         group_id=None,
         enable_auto_commit=False,
         consumer_timeout_ms=120_000,

@@ -1,4 +1,8 @@
-"""Plain Kafka clients (kafka-python) for the CLI's ingest and tail."""
+"""Plain Kafka clients (kafka-python) for the CLI's ingest and tail, and topic creation.
+
+Every client gets the security settings (SASL/TLS) of `pipeline.security`, after a start-up
+access check that fails fast, with a clear message, on wrong credentials.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,31 @@ import typer
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from pipeline.ingest import RawRecord
+from pipeline.security import KafkaAccessError, check_access, kafka_python_options
 from pipeline.settings import Settings
 
 
+def require_access(settings: Settings) -> None:
+    """check_access for the commands: on refusal, print the reason and exit 1 (no traceback)."""
+    try:
+        check_access(settings)
+    except KafkaAccessError as exc:
+        typer.echo(f"kafka: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def client_options(settings: Settings) -> dict:
+    """Bootstrap servers and security options shared by every kafka-python client here."""
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
+        **kafka_python_options(settings),
+    }
+
+
 def produce(settings: Settings, topic: str, records: Sequence[RawRecord], progress: bool) -> int:
+    require_access(settings)
     producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        **client_options(settings),
         acks="all",
         max_request_size=settings.max_message_bytes + 64_000,
         linger_ms=5,
@@ -34,19 +57,18 @@ def produce(settings: Settings, topic: str, records: Sequence[RawRecord], progre
 def consume(
     settings: Settings, topic: str, count: int | None, timeout: float, from_beginning: bool
 ) -> Iterator[bytes]:
+    require_access(settings)
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        **client_options(settings),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
         consumer_timeout_ms=int(timeout * 1000),
     )
     try:
-        seen = 0
-        for message in consumer:
+        for seen, message in enumerate(consumer, start=1):
             yield message.value
-            seen += 1
             if count is not None and seen >= count:
                 return
     finally:
@@ -55,7 +77,8 @@ def consume(
 
 def ensure_topics(settings: Settings) -> list[str]:
     """Create the public topics with the configured partitions; return those it created."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers.split(","))
+    require_access(settings)
+    admin = KafkaAdminClient(**client_options(settings))
     try:
         existing = set(admin.list_topics())
         wanted = [settings.topic_raw, settings.topic_enriched, settings.topic_dlq]

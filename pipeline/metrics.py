@@ -58,3 +58,23 @@ MODEL_LOAD_SECONDS = Gauge(
     "Time it took to load each spaCy model at start-up.",
     ["language"],
 )
+
+# Consumer lag per partition, refreshed by pipeline.lag's timer on every worker. Only partitions
+# the worker holds are exported; a revoked partition's series is removed.
+CONSUMER_LAG = Gauge(
+    "pipeline_consumer_lag",
+    "Messages between a partition's end offset (asked of the broker) and the group's committed "
+    "offset (the fetch position before the first commit), per partition this worker holds.",
+    ["topic", "partition"],
+)
+PARTITION_LAST_PROGRESS = Gauge(
+    "pipeline_partition_last_progress_timestamp_seconds",
+    "Unix time a held partition last made progress: its committed offset advanced, or it was "
+    "caught up (lag 0). Lag above 0 with an old timestamp is a stuck partition.",
+    ["topic", "partition"],
+)
+LAG_REFRESH_ERRORS = Counter(
+    "pipeline_consumer_lag_refresh_errors",
+    "Lag refreshes that failed (broker unreachable, rebalance in progress); the gauges keep "
+    "their last values meanwhile.",
+)

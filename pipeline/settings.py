@@ -86,6 +86,19 @@ class Settings(BaseSettings):
             raise ValueError(f"log_level must be DEBUG, INFO, WARNING or ERROR, not {value!r}")
         return upper
 
+    @field_validator(
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `VAR=` in a compose file or an empty secret mount means "not set", not "".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
     @classmethod
     def _upper_case(cls, value: object) -> object:

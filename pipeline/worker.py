@@ -40,14 +40,15 @@ def build(settings: Settings, recognizer: EntityRecognizer) -> Topology:
 
 
 def run_worker(settings: Settings) -> None:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    # Topics first: bad credentials or an unreachable broker fail in seconds, not after models.
+    created = ensure_topics(settings)
+    if created:
+        log.info("created topics", extra={"topics": created})
     recognizer = EntityRecognizer(settings.spacy_models)
     recognizer.load_all()  # before joining the group: a model load must not stall a rebalance
     for lang, seconds in recognizer.load_seconds.items():
         metrics.MODEL_LOAD_SECONDS.labels(language=lang).set(seconds)
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    created = ensure_topics(settings)
-    if created:
-        log.info("created topics", extra={"topics": created})
     topology = build(settings, recognizer)
     worker = faust.Worker(
         topology.app,

@@ -14,15 +14,22 @@ Layout of ``state_dir`` (default ``<repo>/var/kafka``)::
     broker.pid          the pid of the broker this state dir launched
     start.lock          serialises concurrent start() calls
 
+An optional SASL_PLAINTEXT listener (``sasl_port``) accepts PLAIN and SCRAM-SHA-256 logins for
+``sasl_users``; the SCRAM credentials are written into the KRaft metadata when the storage is
+formatted (``StorageTool format --add-scram``), so give such a broker a fresh ``state_dir``.
+Tests run it as a second broker next to the shared one, sharing its jars through ``libs``.
+
 Only the standard library and kafka-python are used.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -32,6 +39,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kafka.admin import KafkaAdminClient
 
@@ -55,6 +63,15 @@ MVN_TIMEOUT_S = 900.0
 
 _BROKER_MAIN = "kafka.Kafka"
 _STORAGE_TOOL = "kafka.tools.StorageTool"
+
+#: SASL mechanisms the optional SASL listener enables (every user gets both).
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256")
+
+#: User names and passwords go verbatim into JAAS and StorageTool arguments: keep them plain.
+_SAFE_CREDENTIAL = re.compile(r"^[A-Za-z0-9._-]+$")
+_PASSWORD_ARG = re.compile(r"(password=)[A-Za-z0-9._-]+")
+_PLAIN_LOGIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
+_SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule"
 
 
 _LOG4J_LINES = (
@@ -194,7 +211,7 @@ class _ProbeAdmin(KafkaAdminClient):
             raise
 
 
-def _admin_list_topics(bootstrap: str, timeout: float) -> list[str]:
+def _admin_list_topics(bootstrap: str, timeout: float, **security: Any) -> list[str]:
     """One ``list_topics`` admin request; raises on any failure."""
     ms = max(int(timeout * 1000), 500)
     admin = _ProbeAdmin(
@@ -203,6 +220,7 @@ def _admin_list_topics(bootstrap: str, timeout: float) -> list[str]:
         bootstrap_timeout_ms=ms,
         request_timeout_ms=ms,
         reconnect_backoff_max_ms=1000,
+        **security,
     )
     try:
         return list(admin.list_topics())
@@ -211,13 +229,17 @@ def _admin_list_topics(bootstrap: str, timeout: float) -> list[str]:
             admin.close()
 
 
-def probe(bootstrap: str, timeout: float = 3.0) -> tuple[bool, str]:
-    """Does a Kafka broker answer an admin request (list topics) at ``bootstrap``?"""
+def probe(bootstrap: str, timeout: float = 3.0, **security: Any) -> tuple[bool, str]:
+    """Does a Kafka broker answer an admin request (list topics) at ``bootstrap``?
+
+    ``security`` takes kafka-python client options (``security_protocol``, ``sasl_*``,
+    ``ssl_*``; see ``pipeline.security.kafka_python_options``) to probe a SASL/TLS listener.
+    """
     host, _, port = bootstrap.rpartition(":")
     if not _port_open(host or "127.0.0.1", int(port), timeout=min(timeout, 1.0)):
         return False, f"nothing listening on {bootstrap}"
     try:
-        topics = _admin_list_topics(bootstrap, timeout)
+        topics = _admin_list_topics(bootstrap, timeout, **security)
     except Exception as exc:  # noqa: BLE001 - kafka-python raises many kinds while booting
         return False, f"{bootstrap} open but no admin answer ({type(exc).__name__}: {exc})"
     return True, f"answering on {bootstrap} ({len(topics)} topics)"
@@ -233,6 +255,26 @@ class LocalKafka:
     port: int = 9092
     controller_port: int = 9093
     heap: str = "768m"
+    #: Port of an extra SASL_PLAINTEXT listener (PLAIN and SCRAM-SHA-256); None: no SASL.
+    sasl_port: int | None = None
+    #: (name, password) pairs accepted on the SASL listener, by every mechanism.
+    sasl_users: tuple[tuple[str, str], ...] = ()
+    #: Where the jars live when not in ``<state_dir>/libs`` (a second broker shares them).
+    libs: Path | None = None
+
+    def __post_init__(self) -> None:
+        for name, password in self.sasl_users:
+            if not (_SAFE_CREDENTIAL.match(name) and _SAFE_CREDENTIAL.match(password)):
+                raise ValueError(
+                    f"SASL user {name!r}: names and passwords may use only letters, digits, '._-'"
+                )
+
+    def __repr__(self) -> str:  # never show the SASL passwords
+        users = [name for name, _ in self.sasl_users]
+        return (
+            f"LocalKafka(state_dir={str(self.state_dir)!r}, bootstrap={self.bootstrap!r}, "
+            f"sasl_port={self.sasl_port!r}, sasl_users={users!r})"
+        )
 
     # -- paths ------------------------------------------------------------------------
     @property
@@ -240,8 +282,15 @@ class LocalKafka:
         return f"{self.host}:{self.port}"
 
     @property
+    def sasl_bootstrap(self) -> str:
+        """The SASL_PLAINTEXT listener's address (requires ``sasl_port``)."""
+        if self.sasl_port is None:
+            raise ValueError("this LocalKafka has no SASL listener (sasl_port is None)")
+        return f"{self.host}:{self.sasl_port}"
+
+    @property
     def libs_dir(self) -> Path:
-        return Path(self.state_dir) / "libs"
+        return Path(self.libs) if self.libs is not None else Path(self.state_dir) / "libs"
 
     @property
     def data_dir(self) -> Path:
@@ -271,16 +320,23 @@ class LocalKafka:
     def server_properties(self) -> str:
         """The text of server.properties for a single-node KRaft broker+controller."""
         h = self.host
+        listeners = f"PLAINTEXT://{h}:{self.port},CONTROLLER://{h}:{self.controller_port}"
+        advertised = f"PLAINTEXT://{h}:{self.port}"
+        protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+        if self.sasl_port is not None:
+            listeners += f",SASL_PLAINTEXT://{h}:{self.sasl_port}"
+            advertised += f",SASL_PLAINTEXT://{h}:{self.sasl_port}"
+            protocols += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
         lines = [
             "# Written by pipeline.kafka_local on every start; edit LocalKafka, not this file.",
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@{h}:{self.controller_port}",
-            f"listeners=PLAINTEXT://{h}:{self.port},CONTROLLER://{h}:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://{h}:{self.port}",
+            f"listeners={listeners}",
+            f"advertised.listeners={advertised}",
             "inter.broker.listener.name=PLAINTEXT",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"listener.security.protocol.map={protocols}",
             f"log.dirs={self.log_dirs.resolve()}",
             "num.partitions=4",
             "default.replication.factor=1",
@@ -298,7 +354,26 @@ class LocalKafka:
             "log.segment.bytes=1073741824",
             "log.retention.check.interval.ms=300000",
         ]
+        if self.sasl_port is not None:
+            plain_users = " ".join(f'user_{name}="{pw}"' for name, pw in self.sasl_users)
+            prefix = "listener.name.sasl_plaintext"
+            lines += [
+                f"sasl.enabled.mechanisms={','.join(SASL_MECHANISMS)}",
+                f"{prefix}.plain.sasl.jaas.config={_PLAIN_LOGIN} required {plain_users};",
+                f"{prefix}.scram-sha-256.sasl.jaas.config={_SCRAM_LOGIN} required;",
+            ]
         return "\n".join(lines) + "\n"
+
+    def scram_arguments(self) -> list[str]:
+        """``--add-scram`` arguments of StorageTool format: the SCRAM users, in KRaft metadata."""
+        args: list[str] = []
+        if self.sasl_port is None:
+            return args
+        for name, password in self.sasl_users:
+            for mechanism in SASL_MECHANISMS:
+                if mechanism.startswith("SCRAM-"):
+                    args += ["--add-scram", f"{mechanism}=[name={name},password={password}]"]
+        return args
 
     @staticmethod
     def log4j_properties() -> str:
@@ -422,8 +497,8 @@ class LocalKafka:
                 # Launched earlier from this state dir and still booting (or hung): wait for it.
                 return self._wait_ready(pid, t0, time.monotonic(), timeout, launched=False)
             self._clear_stale_pid()
-            for port in (self.port, self.controller_port):
-                if _port_open(self.host, port):
+            for port in (self.port, self.controller_port, self.sasl_port):
+                if port is not None and _port_open(self.host, port):
                     raise KafkaStartError(
                         f"{self.host}:{port} is in use by a process that does not answer as the "
                         f"Kafka broker ({why}); free the port or give LocalKafka other ports."
@@ -496,13 +571,11 @@ class LocalKafka:
         """Format log.dirs once (skipped when meta.properties exists)."""
         if (self.log_dirs / "meta.properties").is_file():
             return
-        out = self._run_java(_STORAGE_TOOL, "random-uuid")
-        cluster_id = next((ln.strip() for ln in reversed(out.splitlines()) if ln.strip()), "")
-        if not cluster_id or " " in cluster_id:
-            raise KafkaStartError(f"StorageTool random-uuid printed no cluster id: {out!r}")
+        cluster_id = new_cluster_id()  # what `StorageTool random-uuid` prints, minus a JVM start
         self._run_java(
             _STORAGE_TOOL, "format", "-t", cluster_id,
             "-c", str(self.properties_path.resolve()), "--ignore-formatted",
+            *self.scram_arguments(),
         )
         if not (self.log_dirs / "meta.properties").is_file():
             raise KafkaStartError(f"StorageTool format left no meta.properties in {self.log_dirs}")
@@ -513,8 +586,9 @@ class LocalKafka:
             cmd, capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL
         )
         if proc.returncode != 0:
+            shown = " ".join(_PASSWORD_ARG.sub(r"\1***", arg) for arg in args)
             raise KafkaStartError(
-                f"{main} {' '.join(args)} failed (exit {proc.returncode}):\n"
+                f"{main} {shown} failed (exit {proc.returncode}):\n"
                 + _tail_text(proc.stdout + proc.stderr, LOG_TAIL_LINES)
             )
         return proc.stdout
@@ -618,6 +692,15 @@ class LocalKafka:
         with contextlib.suppress(FileNotFoundError):
             self.pid_path.unlink()
         return True
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: 16 random bytes, URL-safe base64 without padding, never
+    starting with '-' (like Kafka's ``Uuid.randomUuid().toString()``)."""
+    while True:
+        text = base64.urlsafe_b64encode(os.urandom(16)).decode("ascii").rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def mvn_fetch_command(output_dir: Path, *, mvn: str = "mvn", pom: Path = POM_PATH) -> list[str]:
