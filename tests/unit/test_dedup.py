@@ -1,8 +1,29 @@
-from datetime import datetime, timedelta, timezone
+import json
+from datetime import UTC, datetime, timedelta
 
-from pipeline.stages.dedup import FirstSeen, fingerprint, judge_exact
+import pytest
 
-NOW = datetime(2026, 11, 23, tzinfo=timezone.utc)
+from pipeline.stages.dedup import (
+    DEFAULT_NEAR_DUP,
+    FirstSeen,
+    IndexEntry,
+    NearDupConfig,
+    article_key,
+    band_keys,
+    estimate_similarity,
+    fingerprint,
+    is_expired,
+    judge,
+    judge_exact,
+    judge_near,
+    normalise_for_fingerprint,
+    shingles,
+    short_id,
+    signature,
+    tokens,
+)
+
+NOW = datetime(2026, 11, 23, tzinfo=UTC)
 WEEK = timedelta(days=7)
 
 
@@ -24,7 +45,11 @@ def test_first_copy_is_unique_and_remembered():
 
 def test_second_copy_points_at_the_first():
     verdict = judge_exact(FirstSeen("a", NOW), "b", NOW + timedelta(hours=1), WEEK)
-    assert (verdict.status, verdict.duplicate_of, verdict.similarity) == ("exact_duplicate", "a", 1.0)
+    assert (verdict.status, verdict.duplicate_of, verdict.similarity) == (
+        "exact_duplicate",
+        "a",
+        1.0,
+    )
     assert verdict.remember is None
 
 
@@ -42,3 +67,364 @@ def test_memory_older_than_retention_is_forgotten():
 def test_ineligible_pages_are_never_originals_nor_duplicates():
     assert judge_exact(FirstSeen("a", NOW), "b", NOW, WEEK, eligible=False).status == "unique"
     assert judge_exact(None, "b", NOW, WEEK, eligible=False).remember is None
+
+
+# --- normalisation and shingles -------------------------------------------------------------
+
+
+def test_normalisation_keeps_combining_marks_and_drops_invisible_characters():
+    # Devanagari vowel signs and the virama are marks: the words must stay whole.
+    assert normalise_for_fingerprint("हिंदी समाचार।") == "हिंदी समाचार"
+    assert normalise_for_fingerprint("infor\u00admation zero\u200bwidth a_b") == (
+        "information zerowidth a b"
+    )
+
+
+def test_tokens_are_words_or_characters_of_unspaced_scripts():
+    assert tokens("The Prime-Minister's “visit”") == ["the", "prime", "minister", "s", "visit"]
+    assert tokens("DeepMind新电脑 已可") == ["deepmind", "新", "电", "脑", "已", "可"]
+    assert tokens("ไก่ทอง") == ["ไ", "ก่", "ท", "อ", "ง"]
+
+
+def test_shingles_are_consecutive_words_of_the_normalised_text():
+    assert shingles("A b, C d!", 3) == {b"a b c", b"b c d"}
+    assert shingles("Two words", 3) == {b"two words"}
+    assert shingles(" \n ", 3) == set()
+
+
+# --- signatures and band keys ---------------------------------------------------------------
+
+ORIGINAL_PARAGRAPHS = [
+    (
+        "Dockworkers at the port of Valmora walked off the job on Tuesday morning, halting the "
+        "loading of container ships for the first time in nearly two decades and leaving dozens of "
+        "vessels waiting at anchor outside the harbour breakwater."
+    ),
+    (
+        "The union representing about four thousand crane operators, lashers and truck drivers said "
+        "the strike would last at least three days unless the port authority reopened talks on a "
+        "pay offer that members rejected by a large majority last month."
+    ),
+    (
+        "Port director Elena Marsh told reporters that the authority had made a fair proposal and "
+        "accused union leaders of holding the regional economy hostage at the busiest time of the "
+        "year, when retailers import most of their holiday stock."
+    ),
+    (
+        "Shipping lines began diverting cargo to the smaller terminals at Carrow Bay and Istelle, "
+        "where managers warned that storage yards would be full within forty eight hours if the "
+        "dispute dragged on into the weekend."
+    ),
+    (
+        "Economists at the national bank estimated that each day of stoppage would cost exporters "
+        "roughly sixty million in delayed shipments, with fruit growers and car parts makers the "
+        "most exposed because of tight delivery schedules."
+    ),
+    (
+        "The transport minister urged both sides to accept mediation and said the government was "
+        "ready to appoint an independent arbitrator, but stopped short of threatening emergency "
+        "legislation to force the workers back to the quays."
+    ),
+    (
+        "Picket lines remained calm through the afternoon as families brought food to the gates and "
+        "passing motorists sounded their horns in support of the strikers."
+    ),
+]
+TITLE = "Valmora dockworkers strike over pay, ships wait at anchor"
+ORIGINAL = "\n\n".join([TITLE, *ORIGINAL_PARAGRAPHS])
+
+# Same port, same people, a different story.
+DISTINCT = "\n\n".join(  # noqa: FLY002
+    [
+        "Valmora port authority approves new container terminal",
+        (
+            "The port authority of Valmora approved on Friday the construction of a fourth container "
+            "terminal on reclaimed land north of the harbour, a project expected to double capacity "
+            "by the end of the decade."
+        ),
+        (
+            "Port director Elena Marsh said the expansion would create about two thousand jobs and "
+            "allow the largest ships now sailing between Asia and Europe to call at the port without "
+            "waiting for the tide."
+        ),
+        (
+            "Environmental groups criticised the plan, saying dredging the approach channel would "
+            "destroy seagrass meadows that shelter young fish, and announced they would challenge "
+            "the decision in court."
+        ),
+        (
+            "Shipping lines welcomed the decision, and the union representing dockworkers said it "
+            "would seek guarantees that new jobs at the terminal are covered by the existing "
+            "collective agreement."
+        ),
+        (
+            "Construction is due to start next spring, once the transport ministry signs off on the "
+            "financing package negotiated with three regional banks."
+        ),
+    ]
+)
+
+CHROME_HEAD = [
+    "Home | World | Business | Markets | Sport | Culture",
+    "Share on Facebook Share on X Send by email",
+    "Published 23 November 2026 Updated 10:42",
+]
+CHROME_FOOT = [
+    "Read more: the latest business news",
+    "Sign up to our newsletter for the top stories every morning",
+    "© 2026 The Coastal Herald. All rights reserved.",
+]
+
+
+def _join(title: str, paragraphs: list[str]) -> str:
+    return "\n\n".join([title, *paragraphs])
+
+
+def _edit(paragraph: str, replacements: dict[str, str]) -> str:
+    for old, new in replacements.items():
+        assert old in paragraph
+        paragraph = paragraph.replace(old, new, 1)
+    return paragraph
+
+
+EDITS = [
+    {"Tuesday": "Wednesday", "nearly": "almost"},
+    {"four thousand": "4,000", "members": "workers"},
+    {"told reporters": "said", "busiest": "busyest"},
+    {"forty eight": "48", "managers": "officials"},
+    {"roughly": "about", "tight": "strict"},
+    {"urged": "called on", "threatening": "threatning"},
+    {"calm": "peaceful"},
+]
+
+COPIES = {
+    "chrome": _join(TITLE, CHROME_HEAD + ORIGINAL_PARAGRAPHS + CHROME_FOOT),
+    "headline": _join("Ships pile up off Valmora as port strike begins", ORIGINAL_PARAGRAPHS),
+    "cut_tail": _join(TITLE, ORIGINAL_PARAGRAPHS[:5]),
+    "small_edits": _join(TITLE, [_edit(p, e) for p, e in zip(ORIGINAL_PARAGRAPHS, EDITS)]),
+    "reordered": _join(TITLE, [ORIGINAL_PARAGRAPHS[i] for i in (0, 2, 1, 4, 3, 6, 5)]),
+    "headline+edits+reordered": _join(
+        "Port strike halts Valmora",
+        [_edit(p, e) for p, e in zip(ORIGINAL_PARAGRAPHS, EDITS)][::-1],
+    ),
+}
+
+
+def _jaccard(a: str, b: str) -> float:
+    x, y = shingles(a, DEFAULT_NEAR_DUP.shingle_size), shingles(b, DEFAULT_NEAR_DUP.shingle_size)
+    return len(x & y) / len(x | y)
+
+
+def test_signature_is_deterministic_b_bit_minhash():
+    sig = signature(ORIGINAL)
+    assert sig == signature(ORIGINAL)
+    assert len(sig) == DEFAULT_NEAR_DUP.num_perm
+    assert all(0 <= v < 2**16 for v in sig)
+    assert signature(ORIGINAL.upper().replace(",", " ")) == sig  # normalised first
+
+
+def test_texts_too_short_to_compare_get_no_signature_and_no_band_keys():
+    assert signature("Breaking news") == ()
+    assert band_keys(()) == []
+
+
+def test_band_keys_are_short_stable_and_one_per_band():
+    keys = band_keys(signature(ORIGINAL))
+    assert len(keys) == len(set(keys)) == DEFAULT_NEAR_DUP.bands
+    assert all(k.startswith("b") and len(k) == 9 for k in keys)
+    assert band_keys(signature(ORIGINAL)) == keys
+    other = NearDupConfig(seed=2)
+    assert not set(band_keys(signature(ORIGINAL, other), other)) & set(keys)
+
+
+def test_estimate_tracks_the_true_jaccard_similarity():
+    assert estimate_similarity(signature(ORIGINAL), signature(ORIGINAL)) == 1.0
+    for text in [*COPIES.values(), DISTINCT]:
+        estimate = estimate_similarity(signature(ORIGINAL), signature(text))
+        assert abs(estimate - _jaccard(ORIGINAL, text)) < 0.12
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError):
+        NearDupConfig(num_perm=64, bands=32, rows=4)
+    with pytest.raises(ValueError):
+        NearDupConfig(threshold=0)
+    with pytest.raises(ValueError):
+        NearDupConfig(hash_bits=8)
+
+
+# --- the near-duplicate verdict -------------------------------------------------------------
+
+
+class Index(dict):
+    """The index as the agent holds it: JSON values, read with .get, written by the caller."""
+
+    def apply(self, writes: dict) -> None:
+        for key, value in writes.items():
+            self[key] = json.loads(json.dumps(value))
+
+
+def _near(index: Index, article_id: str, text: str, now: datetime = NOW, **kwargs):
+    sig = signature(text)
+    result = judge_near(sig, band_keys(sig), index, article_id, now, WEEK, **kwargs)
+    index.apply(result.writes)
+    return result
+
+
+@pytest.mark.parametrize("kind", sorted(COPIES))
+def test_each_kind_of_copy_is_a_near_duplicate_of_the_original(kind):
+    index = Index()
+    assert _near(index, "orig", ORIGINAL).verdict.status == "unique"
+    verdict = _near(index, f"copy-{kind}", COPIES[kind], NOW + timedelta(hours=1)).verdict
+    assert verdict.status == "near_duplicate"
+    assert verdict.duplicate_of == "orig"
+    assert DEFAULT_NEAR_DUP.threshold <= verdict.similarity < 1.0
+
+
+def test_a_distinct_article_on_the_same_topic_is_not_a_duplicate():
+    index = Index()
+    _near(index, "orig", ORIGINAL)
+    result = _near(index, "other", DISTINCT)
+    assert result.verdict.status == "unique"
+    assert estimate_similarity(signature(ORIGINAL), signature(DISTINCT)) < 0.1
+    assert article_key("other") in result.writes  # remembered as an original of its own
+
+
+def test_records_are_small_json():
+    index = Index()
+    writes = _near(index, "orig", ORIGINAL).writes
+    assert json.loads(json.dumps(writes)) == writes
+    assert set(writes) == {article_key("orig"), *band_keys(signature(ORIGINAL))}
+    size = sum(len(k) + len(json.dumps(v, separators=(",", ":"))) for k, v in writes.items())
+    assert size < 2500
+    entry = IndexEntry.from_record(writes[article_key("orig")])
+    assert entry.signature == signature(ORIGINAL) and entry.original_id == "orig"
+
+
+def test_redelivery_is_not_its_own_duplicate_and_repeats_the_first_verdict():
+    index = Index()
+    _near(index, "orig", ORIGINAL)
+    again = _near(index, "orig", ORIGINAL, NOW + timedelta(minutes=5))
+    assert again.verdict.status == "unique" and again.writes == {}
+
+    first = _near(index, "copy", COPIES["cut_tail"], NOW + timedelta(hours=1))
+    redelivered = _near(index, "copy", COPIES["cut_tail"], NOW + timedelta(hours=2))
+    assert redelivered.verdict == first.verdict and redelivered.writes == {}
+
+
+def test_an_original_whose_record_is_gone_is_not_a_duplicate_of_its_own_copies():
+    index = Index()
+    _near(index, "orig", ORIGINAL)
+    _near(index, "copy", COPIES["headline"], NOW + timedelta(hours=1))
+    del index[article_key("orig")]  # swept, or not replicated yet
+    assert _near(index, "orig", ORIGINAL, NOW + timedelta(hours=2)).verdict.status == "unique"
+
+
+def test_entries_past_retention_are_ignored_and_reported_expired():
+    index = Index()
+    writes = _near(index, "orig", ORIGINAL).writes
+    later = NOW + WEEK + timedelta(seconds=1)
+    verdict = _near(index, "copy", COPIES["chrome"], later).verdict
+    assert verdict.status == "unique"
+    assert all(is_expired(value, later, WEEK) for value in writes.values())
+    assert not is_expired(index[article_key("copy")], later, WEEK)
+    within = _near(Index(index), "copy2", COPIES["chrome"], NOW + WEEK).verdict
+    assert within.status == "near_duplicate"
+
+
+def test_ineligible_articles_are_never_originals_nor_duplicates():
+    index = Index()
+    wall = _near(index, "wall", ORIGINAL, eligible=False)
+    assert wall.verdict.status == "unique" and wall.writes == {}
+    assert _near(index, "copy", COPIES["chrome"]).verdict.status == "unique"
+    assert _near(index, "wall2", COPIES["headline"], eligible=False).verdict.status == "unique"
+
+
+def test_a_copy_of_a_copy_points_at_the_first_article_seen():
+    index = Index()
+    _near(index, "orig", ORIGINAL)
+    assert _near(index, "copy", COPIES["small_edits"]).verdict.duplicate_of == "orig"
+    # The original's record is gone (e.g. swept by another worker): the copy's record still
+    # names the original, so a copy reached only through the first copy follows it there.
+    del index[article_key("orig")]
+    later = COPIES["small_edits"].replace("Picket lines", "Pickets")
+    verdict = _near(index, "copy2", later).verdict
+    assert (verdict.status, verdict.duplicate_of) == ("near_duplicate", "orig")
+
+
+def test_the_most_similar_candidate_wins():
+    index = Index()
+    _near(index, "distinct", DISTINCT)
+    _near(index, "orig", ORIGINAL)
+    verdict = _near(index, "copy", COPIES["reordered"]).verdict
+    assert verdict.duplicate_of == "orig"
+
+
+def test_a_copy_writes_only_bands_its_story_does_not_reach_yet():
+    index = Index()
+    first = _near(index, "orig", ORIGINAL)
+    copy = _near(index, "copy", COPIES["headline"])
+    bands = [k for k in copy.writes if k != article_key("copy")]
+    assert article_key("copy") in copy.writes
+    assert len(bands) < len(first.writes) - 1
+    shared = [k for k in band_keys(signature(ORIGINAL)) if k not in bands]
+    assert shared and all(index[k]["a"] == [short_id("orig")] for k in shared)
+
+
+def test_band_records_keep_a_bounded_number_of_ids():
+    config = NearDupConfig(max_ids_per_band=2)
+    index = Index()
+    sig = signature(ORIGINAL, config)
+    keys = band_keys(sig, config)
+    # Three unrelated articles claiming the same band (forged records, as after hash collisions).
+    for number in range(3):
+        index[article_key(f"x{number}")] = IndexEntry(
+            f"x{number}", f"x{number}", tuple(range(config.num_perm)), NOW
+        ).to_record(config)
+    index[keys[0]] = {"a": [short_id(f"x{n}") for n in range(3)], "t": int(NOW.timestamp())}
+    result = judge_near(sig, keys, index, "orig", NOW, WEEK, config)
+    assert result.verdict.status == "unique"
+    assert result.writes[keys[0]]["a"] == [short_id("x2"), short_id("orig")]
+
+
+# --- exact and near together ----------------------------------------------------------------
+
+
+class Memory:
+    def __init__(self) -> None:
+        self.exact: dict[str, FirstSeen] = {}
+        self.index = Index()
+
+    def judge(self, article_id: str, text: str, now: datetime = NOW, eligible: bool = True):
+        key, sig = fingerprint(text), signature(text)
+        result = judge(
+            self.exact.get(key), sig, band_keys(sig), self.index, article_id, now, WEEK,
+            eligible=eligible,
+        )  # fmt: skip
+        if result.remember_exact is not None:
+            self.exact[key] = result.remember_exact
+        self.index.apply(result.index_writes)
+        return result.verdict
+
+
+def test_exact_copies_are_exact_duplicates_and_near_copies_near_ones():
+    memory = Memory()
+    assert memory.judge("orig", ORIGINAL).status == "unique"
+    exact = memory.judge("same", ORIGINAL.replace("\n\n", "\n"))
+    assert (exact.status, exact.duplicate_of, exact.similarity) == ("exact_duplicate", "orig", 1.0)
+    near = memory.judge("near", COPIES["cut_tail"])
+    assert (near.status, near.duplicate_of) == ("near_duplicate", "orig")
+    # An exact copy of the near copy points at the first article seen, not at the near copy.
+    again = memory.judge("near-again", COPIES["cut_tail"])
+    assert (again.status, again.duplicate_of) == ("exact_duplicate", "orig")
+    # Redeliveries repeat their first verdict.
+    assert memory.judge("near", COPIES["cut_tail"]) == near
+    assert memory.judge("orig", ORIGINAL).status == "unique"
+    assert memory.judge("other", DISTINCT).status == "unique"
+
+
+def test_an_ineligible_page_never_becomes_the_original():
+    memory = Memory()
+    assert memory.judge("wall", ORIGINAL, eligible=False).status == "unique"
+    assert memory.judge("orig", ORIGINAL).status == "unique"
+    assert memory.judge("copy", COPIES["chrome"]).duplicate_of == "orig"

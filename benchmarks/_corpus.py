@@ -1,0 +1,138 @@
+"""The throughput benchmark's articles: real pages and the seed, copied into distinct records.
+
+Base articles: the readable text of ``shared/data/html/<page>/expected.html`` (tags stripped,
+one paragraph per block element, the page title as title) for five English and two French
+pages, and the seed article(s) ``shared/data/seed/*.txt`` (first line the title).
+
+Copies: copy ``i`` of the corpus is base article ``i % len(bases)`` with a unique id and one
+added sentence naming its serial number and the run, so every copy has its own content
+fingerprint (exact dedup sees distinct articles) while the NER work stays that of a real article.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+PAGES = {
+    "bbc-1": "en",
+    "guardian-1": "en",
+    "nytimes-1": "en",
+    "telegraph": "en",
+    "herald-sun-1": "en",
+    "lemonde-1": "fr",
+    "liberation-1": "fr",
+}
+
+_BLOCKS = {
+    "p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "figcaption",
+    "br", "tr", "table", "section", "article", "pre", "figure", "header", "footer", "dd", "dt",
+}  # fmt: skip
+
+_SERIAL_SENTENCE = {
+    "en": "This is copy number {n} of the benchmark run {run}.",
+    "fr": "Ceci est la copie numéro {n} de la série de mesures {run}.",
+}
+
+
+@dataclass(frozen=True)
+class BaseArticle:
+    name: str
+    lang: str
+    title: str
+    body: str
+
+    @property
+    def words(self) -> int:
+        return len(self.body.split())
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.paragraphs: list[str] = []
+        self._current: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag in _BLOCKS:
+            self._flush()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._skip -= 1
+        elif tag in _BLOCKS:
+            self._flush()
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self._current.append(data)
+
+    def _flush(self) -> None:
+        text = " ".join("".join(self._current).split())
+        if text:
+            self.paragraphs.append(text)
+        self._current = []
+
+    def close(self) -> None:
+        super().close()
+        self._flush()
+
+
+def strip_tags(markup: str) -> str:
+    parser = _TextExtractor()
+    parser.feed(markup)
+    parser.close()
+    return "\n\n".join(parser.paragraphs)
+
+
+def base_articles(data: Path = DATA) -> list[BaseArticle]:
+    bases = []
+    for name, lang in PAGES.items():
+        page = data / "html" / name
+        meta = json.loads((page / "expected-metadata.json").read_text(encoding="utf-8"))
+        body = strip_tags((page / "expected.html").read_text(encoding="utf-8"))
+        bases.append(BaseArticle(name, lang, html.unescape(meta.get("title") or ""), body))
+    for seed in sorted((data / "seed").glob("*.txt")):
+        title, _, body = seed.read_text(encoding="utf-8").strip().partition("\n")
+        bases.append(BaseArticle(f"seed-{seed.stem}", "fr", title.strip(), body.strip()))
+    return bases
+
+
+@dataclass(frozen=True)
+class Copy:
+    id: str
+    base: BaseArticle
+    payload: bytes  # the raw-topic JSON record
+
+    @property
+    def key(self) -> bytes:
+        return self.id.encode()
+
+
+def make_copies(bases: Sequence[BaseArticle], count: int, run: str, start: int = 0) -> list[Copy]:
+    """`count` distinct raw records, cycling through `bases`; serials from `start`."""
+    copies = []
+    for n in range(start, start + count):
+        base = bases[n % len(bases)]
+        article_id = f"bench-{run}-{n:06d}"
+        sentence = _SERIAL_SENTENCE[base.lang].format(n=n, run=run)
+        record = {
+            "id": article_id,
+            "title": base.title,
+            "source": base.name,
+            "text": f"{base.body}\n\n{sentence}",
+        }
+        copies.append(Copy(article_id, base, orjson.dumps(record)))
+    return copies
