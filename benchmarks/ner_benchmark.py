@@ -183,7 +183,12 @@ def print_ablation(docs: Sequence[Doc]) -> None:
         ("none (bare model through the recognizer)", BARE_SETTINGS),
         ("all (default)", DEFAULT_ENTITY_SETTINGS),
     ]
-    configs += [(f"all but {n}", replace(DEFAULT_ENTITY_SETTINGS, **{n: False})) for n in names]
+    configs += [
+        (f"all but {n}", replace(DEFAULT_ENTITY_SETTINGS, **{n: False}))
+        if getattr(DEFAULT_ENTITY_SETTINGS, n)
+        else (f"all + {n} (off by default)", replace(DEFAULT_ENTITY_SETTINGS, **{n: True}))
+        for n in names
+    ]
     configs += [(f"only {n}", replace(BARE_SETTINGS, **{n: True})) for n in names]
     header = [f"{split} {lang}" for split, lang, _ in groups(docs)]
     print("## Ablation: PER/ORG/LOC F1 per refinement\n")

@@ -58,8 +58,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _corpus import Copy, base_articles, make_copies
 
-from pipeline.settings import load_settings
-
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -96,13 +94,31 @@ def memory_kb(pid: int) -> dict[str, int]:
 
 
 def broker_pid() -> int | None:
+    """The local broker's pid (`pipeline kafka start` writes var/kafka/broker.pid)."""
     try:
-        from pipeline.kafka_local import default_state_dir
-
-        pid = int((Path(default_state_dir()) / "broker.pid").read_text().strip())
+        pid = int((ROOT / "var" / "kafka" / "broker.pid").read_text().strip())
         return pid if Path(f"/proc/{pid}").exists() else None
-    except (OSError, ValueError, ImportError):
+    except (OSError, ValueError):
         return None
+
+
+def snapshot_code(target: Path) -> str:
+    """Copy pipeline/ and config/ to `target`, import from there; return a content digest.
+
+    Other people edit pipeline/ while benchmarks run: the in-process phase and every worker
+    must run the same code, and the report must say which.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in ("pipeline", "config"):
+        shutil.copytree(ROOT / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        for path in sorted((target / name).rglob("*")):
+            if path.is_file():
+                digest.update(str(path.relative_to(target)).encode())
+                digest.update(path.read_bytes())
+    sys.path.insert(0, str(target))
+    return digest.hexdigest()[:12]
 
 
 def loadavg() -> str:
@@ -164,6 +180,7 @@ def in_process(copies: Sequence[Copy], batch_size: int) -> dict:
 
     from pipeline.analysis import PreparedArticle, assemble
     from pipeline.records import AnalyzedArticle, DedupOut, EntityOut, parse_raw_article, to_json
+    from pipeline.settings import load_settings
     from pipeline.stages import dedup as dedup_stage
     from pipeline.stages.clean import clean_text
     from pipeline.stages.entities import EntityRecognizer
@@ -172,7 +189,9 @@ def in_process(copies: Sequence[Copy], batch_size: int) -> dict:
     settings = load_settings()
     models = settings.spacy_models
     now = datetime.now(UTC)
-    wired = "signature" in (ROOT / "pipeline" / "agents.py").read_text(encoding="utf-8")
+    import pipeline.agents
+
+    wired = "signature" in Path(pipeline.agents.__file__).read_text(encoding="utf-8")
     minhash_label = "dedup: MinHash signature" + ("" if wired else " (not called by the worker)")
     stages_cpu = process_time()
 
@@ -638,6 +657,18 @@ def stage_shares(before: Counter[str], after: Counter[str], wall: float) -> list
     return rows
 
 
+def histogram_means(before: Counter[str], after: Counter[str]) -> dict[str, float]:
+    """Mean of each pipeline histogram series between two scrapes (seconds)."""
+    means = {}
+    for key in after:
+        if key.endswith("_sum") or "_sum{" in key:
+            count_key = key.replace("_sum", "_count", 1)
+            n = after.get(count_key, 0.0) - before.get(count_key, 0.0)
+            if n and key.startswith(("pipeline_stage_duration", "pipeline_end_to_end")):
+                means[key.replace("_sum", "", 1)] = (after[key] - before.get(key, 0.0)) / n
+    return means
+
+
 # --- py-spy ---------------------------------------------------------------------------------
 
 
@@ -747,13 +778,22 @@ def main() -> int:
     parser.add_argument(
         "--worker-root",
         type=Path,
-        default=ROOT,
-        help="run `python -m pipeline worker` from this tree (scratch copies)",
+        help="run the workers and the in-process phase from this tree (a scratch copy with "
+        "pipeline/ and config/); default: a snapshot of this repository's, taken at start",
     )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     phases = set(args.phases)
     worker_env = dict(item.split("=", 1) for item in args.worker_env)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
+    if args.worker_root is None:
+        code_root = workdir / "code"
+        code = "snapshot " + snapshot_code(code_root)
+    else:
+        code_root = args.worker_root.resolve()
+        sys.path.insert(0, str(code_root))
+        code = f"tree {code_root}"
+    from pipeline.settings import load_settings
 
     settings = load_settings()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers)
@@ -766,6 +806,7 @@ def main() -> int:
         "articles": args.articles,
         "bases": {b.name: (b.lang, b.words) for b in bases},
         "worker_env": worker_env,
+        "code": code,
         "loadavg_start": loadavg(),
     }
     print(f"# pipeline throughput: {args.articles} articles from {len(bases)} real articles, "
@@ -778,7 +819,6 @@ def main() -> int:
         print(f"   bare NER {a['articles'] / a['bare_seconds']:.2f} art/s, recognizer "
               f"{a['articles'] / a['recognize_seconds']:.2f} art/s", flush=True)  # fmt: skip
 
-    workdir = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     deployments: list[Deployment] = []
     collectors: list[Collector] = []
     serial = [args.articles]  # next serial for warm-up and latency copies
@@ -789,7 +829,7 @@ def main() -> int:
         return made
 
     def deploy(workers: int, profile_to: Path | None = None) -> tuple[Deployment, Collector]:
-        deployment = Deployment(bootstrap, workdir, worker_env, args.worker_root.resolve())
+        deployment = Deployment(bootstrap, workdir, worker_env, code_root)
         deployments.append(deployment)
         for _ in range(workers):
             deployment.start_worker(profile_to)
@@ -836,8 +876,11 @@ def main() -> int:
                 rate = args.latency_rate or args.latency_load * results["b"]["rate"]
                 count = max(20, round(rate * args.latency_seconds))
                 print(f"c: latency at {rate:.2f} art/s for {count} articles ...", flush=True)
+                before = scrape(one.metrics())
                 with CpuWindow(pids(one)) as window:
                     results["c"] = paced(one, collector, fresh(count), rate, args.timeout)
+                after = scrape(one.metrics())
+                results["c"]["worker_means"] = histogram_means(before, after)
                 results["c"]["cpu_text"] = window.describe()
                 results["c"]["loadavg"] = loadavg()
                 c = results["c"]
@@ -899,6 +942,7 @@ def main() -> int:
 def report(r: dict) -> None:
     print()
     print(f"command: {r['command']}")
+    print(f"code: {r['code']}; worker environment: {r['worker_env'] or 'defaults'}")
     print(f"load average at start {r['loadavg_start']}, at end {r['loadavg_end']}")
     print()
     print(row("measure", "articles/s", "words/s", "note", "CPU ms/article"))
@@ -979,6 +1023,8 @@ def report(r: dict) -> None:
         print(row(f"{c['rate']:.2f} art/s ({c['count']} articles)", f"{c['p50']:.3f} s",
                   f"{c['p95']:.3f} s", f"**{c['p99']:.3f} s**", f"{c['max']:.3f} s",
                   f"{c['kafka_p50']:.3f} / {c['kafka_p99']:.3f} s"))  # fmt: skip
+        for name, mean in sorted(c.get("worker_means", {}).items()):
+            print(f"worker mean during (c): {name} {1000 * mean:.0f} ms")
         print()
         print(row("base article", "words", "latency p50", "latency max", "in-process NER alone"))
         print(row("---", "---:", "---:", "---:", "---:"))

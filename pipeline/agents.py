@@ -21,7 +21,7 @@ from pipeline.app import Topology
 from pipeline.lag import register_lag_monitor
 from pipeline.records import AnalyzedArticle, DedupOut, dead_letter, to_json, utc_now
 from pipeline.settings import Settings
-from pipeline.stages.dedup import FirstSeen, judge_exact
+from pipeline.stages.dedup import FirstSeen, decode_signature, judge
 from pipeline.stages.entities import EntityRecognizer
 
 log = logging.getLogger("pipeline.agents")
@@ -85,13 +85,13 @@ def register_agents(topology: Topology, settings: Settings, recognizer: EntityRe
             for rejection in outcome.rejected:
                 await send_to_dlq(rejection)
             for _, analyzed in outcome.analyzed:
-                await topology.analyzed_topic.send(
+                await topology.dedup_topic.send(
                     key=analyzed.fingerprint.encode(), value=to_json(analyzed), force=True
                 )
             metrics.ARTICLES.labels(stage="analyze", outcome="out").inc(len(outcome.analyzed))
             metrics.ARTICLES.labels(stage="analyze", outcome="dlq").inc(len(outcome.rejected))
 
-    @app.agent(topology.analyzed_topic, name="deduplicate")
+    @app.agent(topology.dedup_topic, name="deduplicate")
     async def deduplicate(stream: faust.StreamT) -> None:
         async for event in stream.events():
             metrics.ARTICLES.labels(stage="deduplicate", outcome="in").inc()
@@ -107,20 +107,27 @@ def register_agents(topology: Topology, settings: Settings, recognizer: EntityRe
                 continue
             started = asyncio.get_running_loop().time()
             stored = topology.fingerprints.get(analyzed.fingerprint)
-            verdict = judge_exact(
+            minhash = decode_signature(analyzed.signature) if analyzed.signature else ()
+            judgement = judge(
                 FirstSeen(stored["article_id"], datetime.fromisoformat(stored["seen_at"]))
                 if stored
                 else None,
+                minhash,
+                analyzed.band_keys,
+                topology.near_index,
                 analyzed.article.id,
                 now=utc_now(),
                 retention=retention,
                 eligible=analyzed.dedup_eligible,
             )
-            if verdict.remember is not None:
+            if judgement.remember_exact is not None:
                 topology.fingerprints[analyzed.fingerprint] = {
-                    "article_id": verdict.remember.article_id,
-                    "seen_at": verdict.remember.seen_at.isoformat(),
+                    "article_id": judgement.remember_exact.article_id,
+                    "seen_at": judgement.remember_exact.seen_at.isoformat(),
                 }
+            for key, record in judgement.index_writes.items():
+                topology.near_index[key] = record
+            verdict = judgement.verdict
             article = analyzed.article.model_copy(
                 update={
                     "dedup": DedupOut(

@@ -21,7 +21,7 @@ from pipeline.records import (
     parse_raw_article,
 )
 from pipeline.stages.clean import CleanedArticle, clean_html, clean_text
-from pipeline.stages.dedup import fingerprint
+from pipeline.stages.dedup import band_keys, encode_signature, fingerprint, signature
 from pipeline.stages.entities import EntityBatchResult, EntityRecognizer
 from pipeline.stages.language import LanguageProfile, detect_languages
 
@@ -98,10 +98,15 @@ def assemble(prepared: PreparedArticle, entities: Sequence[EntityOut]) -> Analyz
         dedup=DedupOut(status="unique"),
         quality=list(cleaned.quality),
     )
+    eligible = not NOT_DEDUPLICATED.intersection(cleaned.quality)
+    # The MinHash is computed here, in the stage thread, not in the dedup agent's event loop.
+    minhash = signature(cleaned.text) if eligible else ()
     return AnalyzedArticle(
         article=article,
         fingerprint=fingerprint(cleaned.text),
-        dedup_eligible=not NOT_DEDUPLICATED.intersection(cleaned.quality),
+        signature=encode_signature(minhash) if minhash else "",
+        band_keys=band_keys(minhash) if minhash else [],
+        dedup_eligible=eligible,
         output_key=prepared.output_key,
     )
 

@@ -19,10 +19,11 @@ from pipeline.settings import Settings
 class Topology:
     app: faust.App
     raw_topic: faust.TopicT
-    analyzed_topic: faust.TopicT
+    dedup_topic: faust.TopicT
     enriched_topic: faust.TopicT
     dlq_topic: faust.TopicT
     fingerprints: faust.Table
+    near_index: faust.Table
 
 
 def broker_urls(bootstrap_servers: str) -> list[str]:
@@ -49,34 +50,53 @@ def create_app(settings: Settings) -> Topology:
         broker_heartbeat_interval=settings.broker_heartbeat_interval_seconds,
     )
 
-    def raw_bytes_topic(name: str, *, internal: bool = False) -> faust.TopicT:
+    def raw_bytes_topic(name: str, *, partitions: int | None = None) -> faust.TopicT:
         return app.topic(
             name,
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",
             value_serializer="raw",
-            internal=internal,
-            partitions=settings.topic_partitions if internal else None,
+            internal=partitions is not None,
+            partitions=partitions,
         )
 
-    # Analysed articles are re-keyed by content fingerprint so that every copy of a story meets
-    # the same table partition, whatever raw partition it arrived on.
-    analyzed_topic = raw_bytes_topic(f"{settings.app_id}-articles-by-fingerprint", internal=True)
+    # Dedup memory lives on ONE partition, so every copy of a story — exact or near, whatever
+    # raw partition it came in on — is judged against everything seen before, in order, with no
+    # race between workers. A replicated index (GlobalTable) was tried and measured: updates
+    # written on one worker did not reach the other (faust-streaming #283), so half the near
+    # copies were missed. Dedup costs ~2 ms an article against ~100 ms of NER, so one partition
+    # has ample headroom, and it fails over to another worker like any partition.
+    dedup_topic = raw_bytes_topic(f"{settings.app_id}-articles-dedup", partitions=1)
+    # Kafka drops changelog records older than twice the retention window, so the state a
+    # worker restores stays bounded; verdicts ignore entries past the window anyway.
+    changelog_retention = {
+        "cleanup.policy": "compact,delete",
+        "retention.ms": str(int(2 * settings.dedup_retention_days * 86_400_000)),
+    }
     fingerprints = app.Table(
         "dedup-fingerprints",
         default=None,
-        partitions=settings.topic_partitions,
+        partitions=1,
         key_type=str,
+        extra_topic_configs=changelog_retention,
+    )
+    near_index = app.Table(
+        "dedup-near-index",
+        default=None,
+        partitions=1,
+        key_type=str,
+        extra_topic_configs=changelog_retention,
     )
     serve_metrics(app)
     return Topology(
         app=app,
         raw_topic=raw_bytes_topic(settings.topic_raw),
-        analyzed_topic=analyzed_topic,
+        dedup_topic=dedup_topic,
         enriched_topic=raw_bytes_topic(settings.topic_enriched),
         dlq_topic=raw_bytes_topic(settings.topic_dlq),
         fingerprints=fingerprints,
+        near_index=near_index,
     )
 
 

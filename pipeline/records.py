@@ -141,6 +141,8 @@ class AnalyzedArticle(BaseModel):
 
     article: EnrichedArticle
     fingerprint: str
+    signature: str  # MinHash, encoded; "" when the text is too short to compare
+    band_keys: list[str]
     dedup_eligible: bool
     output_key: str
 

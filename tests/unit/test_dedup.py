@@ -428,3 +428,16 @@ def test_an_ineligible_page_never_becomes_the_original():
     assert memory.judge("wall", ORIGINAL, eligible=False).status == "unique"
     assert memory.judge("orig", ORIGINAL).status == "unique"
     assert memory.judge("copy", COPIES["chrome"]).duplicate_of == "orig"
+
+
+def test_full_width_values_round_trip_through_the_record():
+    config = NearDupConfig(hash_bits=32)
+    sig = signature(ORIGINAL, config)
+    assert max(sig) >= 2**16
+    entry = IndexEntry("orig", "orig", sig, NOW)
+    assert IndexEntry.from_record(entry.to_record(config), config) == entry
+    index = Index()
+    index.apply(judge_near(sig, band_keys(sig, config), index, "orig", NOW, WEEK, config).writes)
+    copy = signature(COPIES["cut_tail"], config)
+    verdict = judge_near(copy, band_keys(copy, config), index, "copy", NOW, WEEK, config).verdict
+    assert verdict.duplicate_of == "orig"
