@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,7 +15,7 @@ kafka_cli = typer.Typer(no_args_is_help=True, help="The local single-node Apache
 cli.add_typer(kafka_cli, name="kafka")
 
 
-def _local_kafka():  # noqa: ANN202 - imported lazily to keep `pipeline --help` fast
+def _local_kafka():
     from pipeline.kafka_local import LocalKafka, default_state_dir
 
     return LocalKafka(state_dir=default_state_dir())
@@ -62,7 +62,7 @@ def worker() -> None:
 @cli.command()
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="Files (.txt .json .jsonl .html .xml) or -")],
-    topic: Annotated[Optional[str], typer.Option(help="Topic (default: PIPELINE_TOPIC_RAW)")] = None,
+    topic: Annotated[str | None, typer.Option(help="Topic (default: PIPELINE_TOPIC_RAW)")] = None,
 ) -> None:
     """Validate input files (or JSON lines on stdin) and produce them to the raw topic."""
     from pipeline.ingest import IngestError, RawRecord, records_from_path, records_from_stream
@@ -85,8 +85,8 @@ def ingest(
 
 @cli.command()
 def tail(
-    topic: Annotated[Optional[str], typer.Option(help="Topic (default: the enriched topic)")] = None,
-    count: Annotated[Optional[int], typer.Option(help="Stop after N records")] = None,
+    topic: Annotated[str | None, typer.Option(help="Topic (default: the enriched topic)")] = None,
+    count: Annotated[int | None, typer.Option(help="Stop after N records")] = None,
     timeout: Annotated[float, typer.Option(help="Stop after S seconds without a record")] = 10.0,
     from_beginning: Annotated[bool, typer.Option(help="Start at the oldest record")] = True,
 ) -> None:

@@ -9,9 +9,10 @@ event is acked only after everything it produced was handed to the producer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import faust
 
@@ -60,6 +61,13 @@ def register_agents(topology: Topology, settings: Settings, recognizer: EntityRe
             },
         )
 
+    analyze_messages = functools.partial(
+        process_batch,
+        recognizer=recognizer,
+        max_message_bytes=settings.max_message_bytes,
+        max_text_chars=settings.max_text_chars,
+    )
+
     @app.agent(topology.raw_topic, name="analyze")
     async def analyze(stream: faust.StreamT) -> None:
         loop = asyncio.get_running_loop()
@@ -67,15 +75,7 @@ def register_agents(topology: Topology, settings: Settings, recognizer: EntityRe
             messages = [incoming(event) for event in events]
             metrics.ARTICLES.labels(stage="analyze", outcome="in").inc(len(messages))
             started = loop.time()
-            outcome = await loop.run_in_executor(
-                stage_executor,
-                lambda: process_batch(
-                    messages,
-                    recognizer,
-                    max_message_bytes=settings.max_message_bytes,
-                    max_text_chars=settings.max_text_chars,
-                ),
-            )
+            outcome = await loop.run_in_executor(stage_executor, analyze_messages, messages)
             per_article = (loop.time() - started) / len(messages)
             for _ in messages:
                 metrics.STAGE_SECONDS.labels(stage="analyze").observe(per_article)
@@ -167,5 +167,5 @@ def incoming(event: faust.EventT) -> IncomingMessage:
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
-        timestamp=datetime.fromtimestamp(message.timestamp, tz=timezone.utc),
+        timestamp=datetime.fromtimestamp(message.timestamp, tz=UTC),
     )

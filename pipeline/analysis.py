@@ -179,20 +179,27 @@ def process_batch(
             )
         except InvalidInput as exc:
             rejected.append(Rejection(message, exc.code, exc.detail, "parse"))
-        except Exception as exc:  # a stage bug must not kill the worker: the DLQ records it
+        except Exception as exc:  # noqa: BLE001 - a stage bug must not kill the worker: DLQ it
             rejected.append(Rejection(message, "stage_failed", _describe(exc), "clean"))
     if not ready:
         return BatchOutcome([], rejected, None)
     try:
         analyzed, result = analyze_batch([p for _, p in ready], recognizer)
-        return BatchOutcome(list(zip([m for m, _ in ready], analyzed)), rejected, result)
-    except Exception:
-        pass  # isolate the failing article below
+    except Exception:  # noqa: BLE001 - isolate the failing article, one by one
+        return _analyze_one_by_one(ready, rejected, recognizer)
+    return BatchOutcome(list(zip([m for m, _ in ready], analyzed)), rejected, result)
+
+
+def _analyze_one_by_one(
+    ready: Sequence[tuple[IncomingMessage, PreparedArticle]],
+    rejected: list[Rejection],
+    recognizer: EntityRecognizer,
+) -> BatchOutcome:
     outcome: list[tuple[IncomingMessage, AnalyzedArticle]] = []
     for message, prepared in ready:
         try:
             outcome.append((message, analyze_batch([prepared], recognizer)[0][0]))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - this article alone goes to the DLQ
             rejected.append(Rejection(message, "stage_failed", _describe(exc), "entities"))
     return BatchOutcome(outcome, rejected, None)
 

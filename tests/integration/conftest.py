@@ -83,6 +83,7 @@ class PipelineRun:
             capture_output=True,
             timeout=120,
             cwd=REPO_ROOT,
+            check=False,
         )
 
     def start_worker(self, timeout: float = 180.0, slot: int | None = None) -> int:

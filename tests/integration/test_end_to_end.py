@@ -138,7 +138,9 @@ def test_metrics_pass_promtool_and_count_the_stages(pipeline_run, worker_port):
     assert 'pipeline_duplicates_total{kind="exact_duplicate"}' in text
     promtool = shutil.which("promtool")
     assert promtool, "promtool is required (apt-get install prometheus); .ci/run installs it"
-    check = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True)
+    check = subprocess.run(
+        [promtool, "check", "metrics"], input=body, capture_output=True, check=False
+    )
     assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
 
 

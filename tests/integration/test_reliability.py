@@ -7,7 +7,8 @@ import time
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.kafka_local import LocalKafka, default_state_dir
 from tests.conftest import SHARED_DATA
