@@ -549,7 +549,11 @@ def _known_parts(
     if " " not in span:
         return None
     candidates = sorted(
-        (k for k, n in counts.items() if n >= 2 and len(k) < len(span) and k in span),
+        (
+            k
+            for k, n in counts.items()
+            if n >= 2 and k in known and len(k) < len(span) and k in span
+        ),
         key=len,
         reverse=True,
     )
@@ -727,17 +731,23 @@ def group_mentions(
     for key, entity in zip(keys, entities, strict=True):
         forms.setdefault(key, entity.text)
     split = {key: key[1].split() for key in forms}
+    # Multi-word forms by label and word: the only candidates a shorter form can belong to.
+    by_word: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for key, words in split.items():
+        if len(words) > 1:
+            for word in set(words):
+                by_word[(key[0], word)].append(key)
 
     def canonical_of(key: tuple[str, str]) -> str:
         if key[1] in aliases:
             return aliases[key[1]]
         tokens = split[key]
+        if not tokens:
+            return forms[key]
         longer = [
             other
-            for other in forms
-            if other[0] == key[0]
-            and len(split[other]) > len(tokens)
-            and _contains_run(split[other], tokens)
+            for other in by_word.get((key[0], tokens[0]), ())
+            if len(split[other]) > len(tokens) and _contains_run(split[other], tokens)
         ]
         if not longer:
             return forms[key]
