@@ -15,10 +15,10 @@ import html
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 
 import orjson
+from dedup_corpus import html_paragraphs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -32,11 +32,6 @@ PAGES = {
     "lemonde-1": "fr",
     "liberation-1": "fr",
 }
-
-_BLOCKS = {
-    "p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "figcaption",
-    "br", "tr", "table", "section", "article", "pre", "figure", "header", "footer", "dd", "dt",
-}  # fmt: skip
 
 _SERIAL_SENTENCE = {
     "en": "This is copy number {n} of the benchmark run {run}.",
@@ -56,45 +51,8 @@ class BaseArticle:
         return len(self.body.split())
 
 
-class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.paragraphs: list[str] = []
-        self._current: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style"):
-            self._skip += 1
-        elif tag in _BLOCKS:
-            self._flush()
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style"):
-            self._skip -= 1
-        elif tag in _BLOCKS:
-            self._flush()
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self._current.append(data)
-
-    def _flush(self) -> None:
-        text = " ".join("".join(self._current).split())
-        if text:
-            self.paragraphs.append(text)
-        self._current = []
-
-    def close(self) -> None:
-        super().close()
-        self._flush()
-
-
 def strip_tags(markup: str) -> str:
-    parser = _TextExtractor()
-    parser.feed(markup)
-    parser.close()
-    return "\n\n".join(parser.paragraphs)
+    return "\n\n".join(html_paragraphs(markup))
 
 
 def base_articles(data: Path = DATA) -> list[BaseArticle]:

@@ -20,7 +20,12 @@ copied into N distinct articles), these phases:
       rest of the machine per phase; with --profile, a py-spy profile of a worker (hot spots).
 
 Each deployment has its own topics, app id and state dir (like tests/integration); its workers
-are stopped and its topics deleted at the end. Needs the broker (`pipeline kafka start`).
+are stopped and its topics deleted at the end. Needs the broker (`pipeline kafka start`). All
+phases run on a snapshot of pipeline/ and config/ taken at start (others edit the tree).
+
+On a shared machine wall-clock rates follow the neighbours' load: CPU seconds per article (from
+/proc, per process and for each worker's busiest thread, the NER stage thread that bounds a
+worker on an idle machine) are printed beside them, with the rest of the machine's use.
 
     .venv/bin/python benchmarks/pipeline_throughput.py [--articles 600] [--phases abcdef]
         [--latency-seconds 60] [--profile] [--worker-env KEY=VALUE ...] [--worker-root DIR]
@@ -72,6 +77,19 @@ def proc_cpu_seconds(pid: int) -> float:
         return 0.0
     rest = stat[stat.rindex(")") + 2 :].split()
     return (int(rest[11]) + int(rest[12])) / CLK_TCK
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """utime + stime of each thread of a process, by thread id."""
+    result = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        rest = stat[stat.rindex(")") + 2 :].split()
+        result[task.name] = (int(rest[11]) + int(rest[12])) / CLK_TCK
+    return result
 
 
 def machine_busy_seconds() -> float:
@@ -132,12 +150,17 @@ class CpuWindow:
     pids: dict[str, int]
     wall: float = 0.0
     used: dict[str, float] = field(default_factory=dict)
+    # Per worker, the CPU seconds of its busiest thread (the stage thread running NER): the
+    # critical path of a worker on an otherwise idle machine.
+    busiest_thread: dict[str, float] = field(default_factory=dict)
     _start: dict[str, float] = field(default_factory=dict)
+    _threads: dict[str, dict[str, float]] = field(default_factory=dict)
     _t0: float = 0.0
 
     def __enter__(self) -> Self:
         self._t0 = time.monotonic()
         self._start = self._sample()
+        self._threads = {k: thread_cpu(pid) for k, pid in self.pids.items() if "worker" in k}
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -146,6 +169,10 @@ class CpuWindow:
         self.used = {k: end[k] - self._start[k] for k in end}
         ours = sum(v for k, v in self.used.items() if k != "machine")
         self.used["others"] = max(0.0, self.used["machine"] - ours)
+        for name, before in self._threads.items():
+            after = thread_cpu(self.pids[name])
+            deltas = [after[tid] - before.get(tid, 0.0) for tid in after]
+            self.busiest_thread[name] = max(deltas, default=0.0)
 
     def _sample(self) -> dict[str, float]:
         sample = {name: proc_cpu_seconds(pid) for name, pid in self.pids.items()}
@@ -190,9 +217,16 @@ def in_process(copies: Sequence[Copy], batch_size: int) -> dict:
     models = settings.spacy_models
     now = datetime.now(UTC)
     import pipeline.agents
+    import pipeline.analysis
 
-    wired = "signature" in Path(pipeline.agents.__file__).read_text(encoding="utf-8")
-    minhash_label = "dedup: MinHash signature" + ("" if wired else " (not called by the worker)")
+    # The MinHash signature is timed on its own; it counts as a stage of its own only when the
+    # worker computes it outside `assemble` (which the loop below times already).
+    in_assemble = "signature(" in Path(pipeline.analysis.__file__).read_text(encoding="utf-8")
+    in_agents = "signature(" in Path(pipeline.agents.__file__).read_text(encoding="utf-8")
+    wired = in_agents and not in_assemble
+    minhash_label = "dedup: MinHash signature" + (
+        "" if wired else " (inside assemble records)" if in_assemble else " (not called)"
+    )
     stages_cpu = process_time()
 
     # Prepare once, timed per stage.
@@ -269,7 +303,10 @@ def in_process(copies: Sequence[Copy], batch_size: int) -> dict:
             to_json(a.article.model_copy(update={"dedup": DedupOut(status="unique")}))
         t5 = perf_counter()
         times["fingerprint"] += t1 - t0
-        times["assemble records"] += max(0.0, (t2 - t1) - (t1 - t0))  # assemble fingerprints too
+        # assemble computes the fingerprint (timed above) too
+        times["assemble records" + (" incl. MinHash" if in_assemble else "")] += max(
+            0.0, (t2 - t1) - (t1 - t0)
+        )
         times["JSON to the dedup topic"] += t3 - t2
         times["dedup: parse the hop"] += t4 - t3
         times["dedup: output record + JSON"] += t5 - t4
@@ -300,7 +337,7 @@ def in_process(copies: Sequence[Copy], batch_size: int) -> dict:
         "recognize_cpu": recognize_cpu,
         "analysis_cpu": stages_cpu,
         "stage_seconds": dict(times),
-        "in_worker": [k for k in times if "not called" not in k],
+        "in_worker": [k for k in times if k != minhash_label or wired],
         "service_seconds": service,
         "languages": dict(Counter(p.profile.language or "und" for p in prepared)),
     }
@@ -866,6 +903,7 @@ def main() -> int:
                 results["b"] = burst(one, collector, copies, args.timeout)
             after = scrape(one.metrics())
             results["b"]["cpu"] = window.used
+            results["b"]["busiest_thread"] = window.busiest_thread
             results["b"]["wall"] = window.wall
             results["b"]["cpu_text"] = window.describe()
             results["b"]["loadavg"] = loadavg()
@@ -897,6 +935,7 @@ def main() -> int:
             with CpuWindow(pids(two)) as window:
                 results["d"] = burst(two, collector, copies, args.timeout)
             results["d"]["cpu"] = window.used
+            results["d"]["busiest_thread"] = window.busiest_thread
             results["d"]["wall"] = window.wall
             results["d"]["cpu_text"] = window.describe()
             results["d"]["loadavg"] = loadavg()
@@ -906,7 +945,9 @@ def main() -> int:
             two.stop()
             two.delete_topics()
 
-        if args.profile:
+        if args.profile and not Path(sys.executable).with_name("py-spy").exists():
+            print("profile: skipped, py-spy is not installed (.venv/bin/pip install py-spy)")
+        elif args.profile:
             print("profile: one worker under py-spy ...", flush=True)
             out = workdir / "worker-profile.txt"
             prof, collector = deploy(1, profile_to=out)
@@ -999,6 +1040,16 @@ def report(r: dict) -> None:
                     f"{a['recognize_cpu'] / b['cpu'].get('worker1', 1):.2f} (CPU)",
                 )
             )
+    if b and b.get("busiest_thread"):
+        stage = b["busiest_thread"].get("worker1", 0.0) / r["articles"]
+        note = "busiest worker thread (NER stage): the worker's critical path on an idle machine"
+        print(row("(b) projected idle-machine rate, 1 worker", f"{1 / stage:.2f}", "", note,
+                  f"{1000 * stage:.0f} (thread)"))  # fmt: skip
+        if a:
+            print(row("projected ratio (b)/(a) bare NER", f"**{a['bare_cpu'] / a['articles'] / stage:.2f}**",
+                      "", "bare NER CPU / stage-thread CPU per article", ""))  # fmt: skip
+            print(row("projected ratio (b)/(a) recognizer",
+                      f"{a['recognize_cpu'] / a['articles'] / stage:.2f}", "", "", ""))  # fmt: skip
     d = r.get("d")
     if d:
         words = f"{d['rate'] * words_per_article:.0f}" if words_per_article else ""
@@ -1012,6 +1063,27 @@ def report(r: dict) -> None:
                 f"{1000 * worker_cpu / r['articles']:.0f} (workers)",
             )
         )
+        cores = os.cpu_count() or 1
+        demand = sum(v for k, v in d["cpu"].items() if k not in ("machine", "others"))
+        demand /= r["articles"]
+        client = d["cpu"].get("benchmark", 0.0) / r["articles"]
+        print(row("(d) CPU bound of this machine", f"{cores / demand:.2f}", "",
+                  f"{cores} cores / CPU per article of workers + broker + benchmark client",
+                  f"{1000 * demand:.0f} (all)"))  # fmt: skip
+        print(
+            row(
+                "(d) same without the benchmark's producer/consumer",
+                f"{cores / (demand - client):.2f}",
+                "",
+                "",
+                f"{1000 * (demand - client):.0f}",
+            )
+        )
+        if b and b.get("busiest_thread"):
+            one = r["articles"] / b["busiest_thread"].get("worker1", 1.0)
+            print(row("(d) best possible 2 workers / 1 worker here", f"{cores / demand / one:.2f}x",
+                      "", f"CPU bound / projected 1-worker rate ({cores / (demand - client) / one:.2f}x "
+                      "without the client)", ""))  # fmt: skip
         if b:
             print(row("(d) 2 workers / 1 worker", f"**{d['rate'] / b['rate']:.2f}x**", "",
                       "target >= 1.6x"))  # fmt: skip
