@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from pipeline.kafka_local import LocalKafka, default_state_dir
 from tests.conftest import SHARED_DATA
-from tests.integration.conftest import TopicReader
+from tests.integration.conftest import PipelineRun, TopicReader, free_port
 
 LANGUAGES = ["en", "fr", "de", "es", "it", "pt", "nl", "pl"]
 
@@ -38,14 +38,31 @@ def ids_on(records: list[dict]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def two_workers(pipeline_run):
-    pipeline_run.start_worker()
-    pipeline_run.start_worker()
-    return pipeline_run
+def own_broker(tmp_path_factory):
+    """A broker of this module's own, so restarting it never disturbs the shared one."""
+    broker = LocalKafka(
+        tmp_path_factory.mktemp("restart-kafka"),
+        port=free_port(),
+        controller_port=free_port(),
+        libs=default_state_dir() / "libs",
+        heap="512m",
+    )
+    assert broker.start().running
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="module")
+def two_workers(own_broker, tmp_path_factory):
+    run = PipelineRun(bootstrap=own_broker.bootstrap, workdir=tmp_path_factory.mktemp("crash"))
+    run.start_worker()
+    run.start_worker()
+    yield run, own_broker
+    run.stop_workers()
 
 
 def test_two_sigkills_and_a_broker_restart_lose_nothing(two_workers):
-    run = two_workers
+    run, broker = two_workers
     batch = articles(1200)
     expected = {key.decode() for key, _ in batch}
     reader = TopicReader(run.bootstrap, run.topics["enriched"])
@@ -69,7 +86,6 @@ def test_two_sigkills_and_a_broker_restart_lose_nothing(two_workers):
         reader.wait_for(lambda rs: len(ids_on(rs)) >= 150, 240, "first outputs")
         run.restart_worker(0)  # SIGKILL, then a fresh process with the same state dir
         reader.wait_for(lambda rs: len(ids_on(rs)) >= 400, 240, "outputs after 1st kill")
-        broker = LocalKafka(default_state_dir())
         assert broker.stop()
         assert broker.start().running
         reader.wait_for(lambda rs: len(ids_on(rs)) >= 600, 240, "outputs after broker restart")
