@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SAMPLES ?= ../shared/data/seed/000_1a9e3e07799cbb39.txt
+SAMPLES ?= ../shared/data/seed/000_1a9e3e07799cbb39.txt ../shared/data/html/lemonde-1/source.html ../shared/data/html/bbc-1/source.html
 
 .PHONY: setup run test unit integration lint kafka-start kafka-stop clean
 

@@ -38,7 +38,9 @@ def records_from_path(path: Path) -> list[RawRecord]:
         title, body = split_txt_file(_text(content, path))
         documents = [{"id": path.stem, "title": title, "text": body}]
     elif suffix in {".html", ".htm"}:
-        documents = [{"id": path.stem, "html": _text(content, path)}]
+        # Saved pages are often all called index.html or source.html: the id comes from the
+        # content (RawArticle.derived_id), not the file name.
+        documents = [{"html": _text(content, path)}]
     elif suffix in {".xml", ".rss", ".atom"}:
         documents = list(_feed_documents(content, path))
     else:
