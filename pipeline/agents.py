@@ -109,9 +109,7 @@ def register_agents(topology: Topology, settings: Settings, recognizer: EntityRe
             stored = topology.fingerprints.get(analyzed.fingerprint)
             minhash = decode_signature(analyzed.signature) if analyzed.signature else ()
             judgement = judge(
-                FirstSeen(stored["article_id"], datetime.fromisoformat(stored["seen_at"]))
-                if stored
-                else None,
+                FirstSeen.from_record(stored) if stored else None,
                 minhash,
                 analyzed.band_keys,
                 topology.near_index,
@@ -121,10 +119,7 @@ def register_agents(topology: Topology, settings: Settings, recognizer: EntityRe
                 eligible=analyzed.dedup_eligible,
             )
             if judgement.remember_exact is not None:
-                topology.fingerprints[analyzed.fingerprint] = {
-                    "article_id": judgement.remember_exact.article_id,
-                    "seen_at": judgement.remember_exact.seen_at.isoformat(),
-                }
+                topology.fingerprints[analyzed.fingerprint] = judgement.remember_exact.to_record()
             for key, record in judgement.index_writes.items():
                 topology.near_index[key] = record
             verdict = judgement.verdict

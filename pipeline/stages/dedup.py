@@ -122,6 +122,14 @@ class FirstSeen:
     article_id: str
     seen_at: datetime
 
+    def to_record(self) -> dict[str, str]:
+        """The JSON value stored in the fingerprint table."""
+        return {"article_id": self.article_id, "seen_at": self.seen_at.isoformat()}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, str]) -> FirstSeen:
+        return cls(record["article_id"], datetime.fromisoformat(record["seen_at"]))
+
 
 @dataclass(frozen=True)
 class DedupVerdict:

@@ -441,3 +441,8 @@ def test_full_width_values_round_trip_through_the_record():
     copy = signature(COPIES["cut_tail"], config)
     verdict = judge_near(copy, band_keys(copy, config), index, "copy", NOW, WEEK, config).verdict
     assert verdict.duplicate_of == "orig"
+
+
+def test_first_seen_round_trips_through_its_table_record():
+    first = FirstSeen("a", NOW)
+    assert FirstSeen.from_record(first.to_record()) == first
