@@ -24,7 +24,7 @@ are stopped and its topics deleted at the end. Needs the broker (`pipeline kafka
 phases run on a snapshot of pipeline/ and config/ taken at start (others edit the tree).
 
 On a shared machine wall-clock rates follow the neighbours' load: CPU seconds per article (from
-/proc, per process and for each worker's busiest thread, the NER stage thread that bounds a
+/proc, per process and for each worker's busiest thread, the NER process's thread that bounds a
 worker on an idle machine) are printed beside them, with the rest of the machine's use.
 
     .venv/bin/python benchmarks/pipeline_throughput.py [--articles 600] [--phases abcdef]
@@ -79,16 +79,34 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(rest[11]) + int(rest[12])) / CLK_TCK
 
 
-def thread_cpu(pid: int) -> dict[str, float]:
-    """utime + stime of each thread of a process, by thread id."""
-    result = {}
+def family(pid: int) -> list[int]:
+    """A process and its descendants (a worker and its NER process)."""
+    pids = [pid]
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
-            stat = (task / "stat").read_text()
+            kids = (task / "children").read_text().split()
         except OSError:
             continue
-        rest = stat[stat.rindex(")") + 2 :].split()
-        result[task.name] = (int(rest[11]) + int(rest[12])) / CLK_TCK
+        for kid in kids:
+            pids.extend(family(int(kid)))
+    return pids
+
+
+def family_cpu_seconds(pid: int) -> float:
+    return sum(proc_cpu_seconds(member) for member in family(pid))
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """utime + stime of each thread of a process and its descendants, by thread id."""
+    result = {}
+    for member in family(pid):
+        for task in Path(f"/proc/{member}/task").glob("*"):
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:
+                continue
+            rest = stat[stat.rindex(")") + 2 :].split()
+            result[task.name] = (int(rest[11]) + int(rest[12])) / CLK_TCK
     return result
 
 
@@ -150,7 +168,7 @@ class CpuWindow:
     pids: dict[str, int]
     wall: float = 0.0
     used: dict[str, float] = field(default_factory=dict)
-    # Per worker, the CPU seconds of its busiest thread (the stage thread running NER): the
+    # Per worker, the CPU seconds of its busiest thread (the NER process's thread): the
     # critical path of a worker on an otherwise idle machine.
     busiest_thread: dict[str, float] = field(default_factory=dict)
     _start: dict[str, float] = field(default_factory=dict)
@@ -175,7 +193,7 @@ class CpuWindow:
             self.busiest_thread[name] = max(deltas, default=0.0)
 
     def _sample(self) -> dict[str, float]:
-        sample = {name: proc_cpu_seconds(pid) for name, pid in self.pids.items()}
+        sample = {name: family_cpu_seconds(pid) for name, pid in self.pids.items()}
         sample["benchmark"] = proc_cpu_seconds(os.getpid())
         sample["machine"] = machine_busy_seconds()
         return sample
@@ -407,7 +425,7 @@ class Deployment:
         command = [sys.executable, "-m", "pipeline", "worker"]
         if profile_to is not None:
             pyspy = Path(sys.executable).with_name("py-spy")
-            command = [str(pyspy), "record", "--nonblocking", "--threads", "-r", "100",
+            command = [str(pyspy), "record", "--nonblocking", "--threads", "--subprocesses", "-r", "100",
                        "-f", "raw", "-o", str(profile_to), "--", *command]  # fmt: skip
         log = (self.workdir / f"worker-{slot}.log").open("ab")
         process = subprocess.Popen(
@@ -462,7 +480,8 @@ class Deployment:
                 for port in self.ports]  # fmt: skip
 
     def memory(self) -> list[dict[str, int]]:
-        return [memory_kb(pid) for pid in self.worker_pids]
+        """Per worker, the memory of each of its processes (the worker, its NER process)."""
+        return [[memory_kb(member) for member in family(pid)] for pid in self.worker_pids]
 
     def stop(self, timeout: float = 60.0) -> None:
         for pid, process in zip(self.worker_pids, self.processes, strict=True):
@@ -1042,12 +1061,12 @@ def report(r: dict) -> None:
             )
     if b and b.get("busiest_thread"):
         stage = b["busiest_thread"].get("worker1", 0.0) / r["articles"]
-        note = "busiest worker thread (NER stage): the worker's critical path on an idle machine"
+        note = "busiest worker thread (NER process): the worker's critical path on an idle machine"
         print(row("(b) projected idle-machine rate, 1 worker", f"{1 / stage:.2f}", "", note,
                   f"{1000 * stage:.0f} (thread)"))  # fmt: skip
         if a:
             print(row("projected ratio (b)/(a) bare NER", f"**{a['bare_cpu'] / a['articles'] / stage:.2f}**",
-                      "", "bare NER CPU / stage-thread CPU per article", ""))  # fmt: skip
+                      "", "bare NER CPU / busiest-thread CPU per article", ""))  # fmt: skip
             print(row("projected ratio (b)/(a) recognizer",
                       f"{a['recognize_cpu'] / a['articles'] / stage:.2f}", "", "", ""))  # fmt: skip
     d = r.get("d")
@@ -1106,8 +1125,11 @@ def report(r: dict) -> None:
             print(row(name, r["bases"][name][1], f"{p50:.3f} s", f"{worst:.3f} s", ner))
     for key, label in (("e1", "1 worker after (b)+(c)"), ("e2", "2 workers after (d)")):
         if r.get(key):
-            mem = ", ".join(f"RSS {m.get('VmRSS', 0) / 1024:.0f} MiB (peak {m.get('VmHWM', 0) / 1024:.0f} MiB)"
-                            for m in r[key])  # fmt: skip
+            mem = "; ".join(
+                " + ".join(f"RSS {m.get('VmRSS', 0) / 1024:.0f} MiB (peak {m.get('VmHWM', 0) / 1024:.0f} MiB)"
+                           for m in processes)
+                for processes in r[key]
+            )  # fmt: skip
             print(f"\n(e) {label}: {mem}")
     if a:
         print()

@@ -11,30 +11,47 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from time import perf_counter
+from typing import Any, TypeVar
 
 import faust
 
 from pipeline import metrics
-from pipeline.analysis import IncomingMessage, Rejection, process_batch
+from pipeline.analysis import (
+    IncomingMessage,
+    Rejection,
+    assemble_batch,
+    prepare_batch,
+    recognize_batch,
+)
 from pipeline.app import Topology
 from pipeline.lag import register_lag_monitor
+from pipeline.ner_process import NerProcess
 from pipeline.records import AnalyzedArticle, DedupOut, dead_letter, to_json, utc_now
 from pipeline.settings import Settings
 from pipeline.stages.dedup import FirstSeen, decode_signature, judge
-from pipeline.stages.entities import EntityRecognizer
 
 log = logging.getLogger("pipeline.agents")
 
+T = TypeVar("T")
 
-def register_agents(topology: Topology, settings: Settings, recognizer: EntityRecognizer) -> None:
+# Two batches in flight keep the NER process busy: one is tagged while the next is prepared
+# (and the one before is assembled and sent). More would only add latency.
+BATCHES_IN_FLIGHT = 2
+
+
+def register_agents(topology: Topology, settings: Settings, ner: NerProcess) -> None:
     app = topology.app
     register_lag_monitor(app, settings.consumer_lag_interval_seconds)
     retention = timedelta(days=settings.dedup_retention_days)
-    # One thread runs the CPU-bound stages, so the event loop keeps heartbeats and /metrics alive
-    # and the spaCy models are never used by two threads at once.
+    # One thread prepares and assembles batches, so the event loop keeps heartbeats and /metrics
+    # alive; another waits on the NER process, so a batch is prepared while the last is tagged.
     stage_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stages")
+    ner_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ner")
 
     async def send_to_dlq(rejection: Rejection) -> None:
         message = rejection.message
@@ -61,35 +78,65 @@ def register_agents(topology: Topology, settings: Settings, recognizer: EntityRe
             },
         )
 
-    analyze_messages = functools.partial(
-        process_batch,
-        recognizer=recognizer,
+    prepare = functools.partial(
+        prepare_batch,
         max_message_bytes=settings.max_message_bytes,
         max_text_chars=settings.max_text_chars,
     )
 
+    async def run_stage(
+        executor: ThreadPoolExecutor, stage: str, articles: int, fn: Callable[..., T], *args: Any
+    ) -> T:
+        result, seconds = await asyncio.get_running_loop().run_in_executor(
+            executor, timed, fn, *args
+        )
+        histogram = metrics.STAGE_SECONDS.labels(stage=stage)
+        for _ in range(articles):
+            histogram.observe(seconds / articles)
+        return result
+
+    async def analyze_events(
+        stream: faust.StreamT, events: Sequence[faust.EventT], previous: asyncio.Future[None] | None
+    ) -> None:
+        messages = [incoming(event) for event in events]
+        metrics.ARTICLES.labels(stage="analyze", outcome="in").inc(len(messages))
+        prepared = await run_stage(stage_executor, "prepare", len(messages), prepare, messages)
+        recognized = await run_stage(
+            ner_executor, "entities", len(prepared.ready), recognize_batch, prepared, ner.recognize
+        )
+        outcome = await run_stage(
+            stage_executor, "assemble", len(recognized.articles), assemble_batch, recognized
+        )
+        if previous is not None:
+            await previous  # records go out, and offsets are acked, in the order they came in
+        for reason, chars in outcome.skipped.items():
+            metrics.ENTITY_SKIPS.labels(reason=reason).inc(chars)
+        for rejection in outcome.rejected:
+            await send_to_dlq(rejection)
+        for _, analyzed in outcome.analyzed:
+            await topology.dedup_topic.send(
+                key=analyzed.fingerprint.encode(), value=to_json(analyzed), force=True
+            )
+        metrics.ARTICLES.labels(stage="analyze", outcome="out").inc(len(outcome.analyzed))
+        metrics.ARTICLES.labels(stage="analyze", outcome="dlq").inc(len(outcome.rejected))
+        # Only now may these offsets be committed: everything they produced is with the producer.
+        for event in events:
+            await stream.ack(event)
+
     @app.agent(topology.raw_topic, name="analyze")
     async def analyze(stream: faust.StreamT) -> None:
-        loop = asyncio.get_running_loop()
-        async for events in stream.take_events(settings.batch_size, settings.batch_window_seconds):
-            messages = [incoming(event) for event in events]
-            metrics.ARTICLES.labels(stage="analyze", outcome="in").inc(len(messages))
-            started = loop.time()
-            outcome = await loop.run_in_executor(stage_executor, analyze_messages, messages)
-            per_article = (loop.time() - started) / len(messages)
-            for _ in messages:
-                metrics.STAGE_SECONDS.labels(stage="analyze").observe(per_article)
-            if outcome.entity_result is not None:
-                for reason, chars in outcome.entity_result.skipped.items():
-                    metrics.ENTITY_SKIPS.labels(reason=reason).inc(chars)
-            for rejection in outcome.rejected:
-                await send_to_dlq(rejection)
-            for _, analyzed in outcome.analyzed:
-                await topology.dedup_topic.send(
-                    key=analyzed.fingerprint.encode(), value=to_json(analyzed), force=True
-                )
-            metrics.ARTICLES.labels(stage="analyze", outcome="out").inc(len(outcome.analyzed))
-            metrics.ARTICLES.labels(stage="analyze", outcome="dlq").inc(len(outcome.rejected))
+        in_flight: deque[asyncio.Future[None]] = deque()
+        try:
+            async for events in stream.noack_take(
+                settings.batch_size, settings.batch_window_seconds
+            ):
+                while len(in_flight) >= BATCHES_IN_FLIGHT:
+                    await in_flight.popleft()  # a failed batch fails the agent here
+                previous = in_flight[-1] if in_flight else None
+                in_flight.append(asyncio.ensure_future(analyze_events(stream, events, previous)))
+        finally:
+            for batch in in_flight:
+                batch.cancel()  # their events stay unacked: the next owner reads them again
 
     @app.agent(topology.dedup_topic, name="deduplicate")
     async def deduplicate(stream: faust.StreamT) -> None:
@@ -139,9 +186,7 @@ def register_agents(topology: Topology, settings: Settings, recognizer: EntityRe
                 key=analyzed.output_key.encode(), value=to_json(article), force=True
             )
             record_output(article.language, article.quality, len(article.entities), verdict.status)
-            metrics.END_TO_END_SECONDS.observe(
-                (utc_now() - article.ingested_at).total_seconds()
-            )
+            metrics.END_TO_END_SECONDS.observe((utc_now() - article.ingested_at).total_seconds())
 
 
 def record_output(language: str | None, quality: list[str], entities: int, status: str) -> None:
@@ -164,3 +209,9 @@ def incoming(event: faust.EventT) -> IncomingMessage:
         offset=message.offset,
         timestamp=datetime.fromtimestamp(message.timestamp, tz=UTC),
     )
+
+
+def timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
+    """fn(*args) and its duration, measured in the thread that runs it (not queueing time)."""
+    started = perf_counter()
+    return fn(*args), perf_counter() - started

@@ -1,12 +1,16 @@
 """The stages composed: raw bytes -> an analysed article awaiting its dedup verdict.
 
-Pure: no Faust, Kafka or Prometheus here, so the whole chain is unit-testable. The agents call
-`prepare` per message and `analyze_batch` per batch (NER is batched across articles).
+Pure: no Faust, Kafka or Prometheus here, so the whole chain is unit-testable. A batch goes
+through three phases, which the worker runs in a pipeline (NER of one batch in its own process
+while the next is prepared): `prepare_batch` (parse, clean, language), `recognize_batch` (NER,
+batched across articles) and `assemble_batch` (records, fingerprint, MinHash). `process_batch`
+chains them in one call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,8 +26,8 @@ from pipeline.records import (
 )
 from pipeline.stages.clean import CleanedArticle, clean_html, clean_text
 from pipeline.stages.dedup import band_keys, encode_signature, fingerprint, signature
-from pipeline.stages.entities import EntityBatchResult, EntityRecognizer
-from pipeline.stages.language import LanguageProfile, detect_languages
+from pipeline.stages.entities import Entity, EntityBatchResult
+from pipeline.stages.language import LanguageProfile, Segment, detect_languages
 
 # Flags that make an article unfit to be anyone's original or duplicate.
 NOT_DEDUPLICATED = frozenset({"not_an_article", "empty"})
@@ -70,12 +74,6 @@ def prepare(
     )
 
 
-def recognize_entities(
-    prepared: Sequence[PreparedArticle], recognizer: EntityRecognizer
-) -> EntityBatchResult:
-    return recognizer.recognize([(p.cleaned.text, p.profile.segments) for p in prepared])
-
-
 def assemble(prepared: PreparedArticle, entities: Sequence[EntityOut]) -> AnalyzedArticle:
     raw, cleaned, profile = prepared.raw, prepared.cleaned, prepared.profile
     article = EnrichedArticle(
@@ -111,17 +109,6 @@ def assemble(prepared: PreparedArticle, entities: Sequence[EntityOut]) -> Analyz
     )
 
 
-def analyze_batch(
-    prepared: Sequence[PreparedArticle], recognizer: EntityRecognizer
-) -> tuple[list[AnalyzedArticle], EntityBatchResult]:
-    result = recognize_entities(prepared, recognizer)
-    analyzed = [
-        assemble(p, [EntityOut(**vars(e)) for e in ents])
-        for p, ents in zip(prepared, result.entities, strict=True)
-    ]
-    return analyzed, result
-
-
 @dataclass(frozen=True)
 class IncomingMessage:
     """A raw-topic message with its position, kept for the DLQ."""
@@ -142,66 +129,112 @@ class Rejection:
     stage: str
 
 
+Recognize = Callable[[Sequence[tuple[str, Sequence[Segment]]]], EntityBatchResult]
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    ready: list[tuple[IncomingMessage, PreparedArticle]]
+    rejected: list[Rejection]
+
+
+@dataclass(frozen=True)
+class RecognizedBatch:
+    articles: list[tuple[IncomingMessage, PreparedArticle, Sequence[Entity]]]
+    rejected: list[Rejection]
+    skipped: Mapping[str, int]  # characters that got no entities, by reason
+
+
 @dataclass(frozen=True)
 class BatchOutcome:
     analyzed: list[tuple[IncomingMessage, AnalyzedArticle]]
     rejected: list[Rejection]
-    entity_result: EntityBatchResult | None
+    skipped: Mapping[str, int]
 
 
-def process_batch(
-    messages: Sequence[IncomingMessage],
-    recognizer: EntityRecognizer,
-    *,
-    max_message_bytes: int,
-    max_text_chars: int,
-) -> BatchOutcome:
-    """Analyse a batch of raw messages; each one ends analysed or rejected, never lost.
-
-    A failure inside the batched NER call is retried article by article, so one poison
-    article goes to the DLQ without taking its batch-mates with it.
-    """
-    rejected: list[Rejection] = []
+def prepare_batch(
+    messages: Sequence[IncomingMessage], *, max_message_bytes: int, max_text_chars: int
+) -> PreparedBatch:
+    """Parse, clean and language-tag each message; the unfit ones are rejected for the DLQ."""
     ready: list[tuple[IncomingMessage, PreparedArticle]] = []
+    rejected: list[Rejection] = []
     for message in messages:
         try:
-            ready.append(
-                (
-                    message,
-                    prepare(
-                        message.value or b"",
-                        message.key,
-                        message.timestamp,
-                        max_message_bytes=max_message_bytes,
-                        max_text_chars=max_text_chars,
-                    ),
-                )
+            prepared = prepare(
+                message.value or b"",
+                message.key,
+                message.timestamp,
+                max_message_bytes=max_message_bytes,
+                max_text_chars=max_text_chars,
             )
         except InvalidInput as exc:
             rejected.append(Rejection(message, exc.code, exc.detail, "parse"))
         except Exception as exc:  # noqa: BLE001 - a stage bug must not kill the worker: DLQ it
             rejected.append(Rejection(message, "stage_failed", _describe(exc), "clean"))
-    if not ready:
-        return BatchOutcome([], rejected, None)
+        else:
+            ready.append((message, prepared))
+    return PreparedBatch(ready, rejected)
+
+
+def recognize_batch(batch: PreparedBatch, recognize: Recognize) -> RecognizedBatch:
+    """Entities of every prepared article, the batch in one call.
+
+    A failed call is retried article by article, so one poison article goes to the DLQ
+    without taking its batch-mates with it.
+    """
+    if not batch.ready:
+        return RecognizedBatch([], list(batch.rejected), {})
     try:
-        analyzed, result = analyze_batch([p for _, p in ready], recognizer)
+        result = recognize([_ner_input(p) for _, p in batch.ready])
     except Exception:  # noqa: BLE001 - isolate the failing article, one by one
-        return _analyze_one_by_one(ready, rejected, recognizer)
-    return BatchOutcome(list(zip([m for m, _ in ready], analyzed)), rejected, result)
+        return _recognize_one_by_one(batch, recognize)
+    articles = [
+        (message, prepared, entities)
+        for (message, prepared), entities in zip(batch.ready, result.entities, strict=True)
+    ]
+    return RecognizedBatch(articles, list(batch.rejected), dict(result.skipped))
 
 
-def _analyze_one_by_one(
-    ready: Sequence[tuple[IncomingMessage, PreparedArticle]],
-    rejected: list[Rejection],
-    recognizer: EntityRecognizer,
-) -> BatchOutcome:
-    outcome: list[tuple[IncomingMessage, AnalyzedArticle]] = []
-    for message, prepared in ready:
+def _recognize_one_by_one(batch: PreparedBatch, recognize: Recognize) -> RecognizedBatch:
+    articles: list[tuple[IncomingMessage, PreparedArticle, Sequence[Entity]]] = []
+    rejected = list(batch.rejected)
+    skipped: Counter[str] = Counter()
+    for message, prepared in batch.ready:
         try:
-            outcome.append((message, analyze_batch([prepared], recognizer)[0][0]))
+            result = recognize([_ner_input(prepared)])
         except Exception as exc:  # noqa: BLE001 - this article alone goes to the DLQ
             rejected.append(Rejection(message, "stage_failed", _describe(exc), "entities"))
-    return BatchOutcome(outcome, rejected, None)
+            continue
+        articles.append((message, prepared, result.entities[0]))
+        skipped.update(result.skipped)
+    return RecognizedBatch(articles, rejected, dict(skipped))
+
+
+def _ner_input(prepared: PreparedArticle) -> tuple[str, Sequence[Segment]]:
+    return prepared.cleaned.text, prepared.profile.segments
+
+
+def assemble_batch(batch: RecognizedBatch) -> BatchOutcome:
+    """Output records, fingerprints and MinHash signatures of the recognised articles."""
+    analyzed = [
+        (message, assemble(prepared, [EntityOut(**vars(e)) for e in entities]))
+        for message, prepared, entities in batch.articles
+    ]
+    return BatchOutcome(analyzed, batch.rejected, batch.skipped)
+
+
+def process_batch(
+    messages: Sequence[IncomingMessage],
+    recognize: Recognize,
+    *,
+    max_message_bytes: int,
+    max_text_chars: int,
+) -> BatchOutcome:
+    """The whole analysis of a batch in one call; each message ends analysed or rejected."""
+    prepared = prepare_batch(
+        messages, max_message_bytes=max_message_bytes, max_text_chars=max_text_chars
+    )
+    return assemble_batch(recognize_batch(prepared, recognize))
 
 
 def _describe(exc: Exception) -> str:

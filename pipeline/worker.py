@@ -12,15 +12,15 @@ from pipeline.agents import register_agents
 from pipeline.app import Topology, create_app
 from pipeline.kafka_io import ensure_topics
 from pipeline.logs import logging_config
+from pipeline.ner_process import NerProcess
 from pipeline.settings import Settings
-from pipeline.stages.entities import EntityRecognizer
 
 log = logging.getLogger("pipeline.worker")
 
 
-def build(settings: Settings, recognizer: EntityRecognizer) -> Topology:
+def build(settings: Settings, ner: NerProcess) -> Topology:
     topology = create_app(settings)
-    register_agents(topology, settings, recognizer)
+    register_agents(topology, settings, ner)
     app = topology.app
 
     @app.page("/health")
@@ -45,11 +45,11 @@ def run_worker(settings: Settings) -> None:
     created = ensure_topics(settings)
     if created:
         log.info("created topics", extra={"topics": created})
-    recognizer = EntityRecognizer(settings.spacy_models)
-    recognizer.load_all()  # before joining the group: a model load must not stall a rebalance
-    for lang, seconds in recognizer.load_seconds.items():
+    ner = NerProcess(settings.spacy_models)
+    ner.start()  # models load before joining the group: a load must not stall a rebalance
+    for lang, seconds in ner.load_seconds.items():
         metrics.MODEL_LOAD_SECONDS.labels(language=lang).set(seconds)
-    topology = build(settings, recognizer)
+    topology = build(settings, ner)
     worker = faust.Worker(
         topology.app,
         loglevel=settings.log_level,

@@ -150,7 +150,8 @@ def test_query_returns_the_project_counters(prometheus: Prometheus, processed: s
 def test_query_returns_per_stage_latency_histograms(prometheus: Prometheus, processed: str) -> None:
     result = prometheus.wait_for(
         "sum by (stage) (pipeline_stage_duration_seconds_count)",
-        lambda r: {s["metric"]["stage"] for s in r} >= {"analyze", "deduplicate"},
+        lambda r: {s["metric"]["stage"] for s in r}
+        >= {"prepare", "entities", "assemble", "deduplicate"},
     )
     assert all(v >= 1 for v in values(result))
     quantile = prometheus.query(

