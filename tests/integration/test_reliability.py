@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -202,6 +205,41 @@ def test_fuzzed_payloads_end_in_output_or_dlq(pipeline_run, fuzz_readers, payloa
             reader.poll(0.2)
     assert pipeline_run.workers[0].poll() is None, pipeline_run.log_tail()
 
+
+
+def ner_process_of(worker_pid: int) -> int:
+    """The pid of a worker's NER child (multiprocessing's spawn entry point in its command)."""
+    # Every thread's children: a respawned NER process is the child of the thread that waits on it.
+    kids = [
+        kid
+        for task in Path(f"/proc/{worker_pid}/task").iterdir()
+        for kid in (task / "children").read_text().split()
+    ]
+    for kid in kids:
+        if b"spawn_main" in Path(f"/proc/{kid}/cmdline").read_bytes():
+            return int(kid)
+    raise AssertionError(f"worker {worker_pid} has no NER process among {kids}")
+
+
+def test_a_killed_ner_process_is_respawned_and_loses_nothing(pipeline_run):
+    if not pipeline_run.workers:
+        pipeline_run.start_worker()
+    worker = pipeline_run.workers[0]
+    batch = articles(1400)[1300:1400]  # ids no other test uses
+    out = TopicReader(pipeline_run.bootstrap, pipeline_run.topics["enriched"])
+    dlq = TopicReader(pipeline_run.bootstrap, pipeline_run.topics["dlq"])
+    pipeline_run.produce([v for _, v in batch], keys=[k for k, _ in batch])
+    wanted = {key.decode() for key, _ in batch}
+    out.wait_for(lambda rs: len(wanted & ids_on(rs)) >= 5, 120, "the first records")
+    assert "the NER process died" not in pipeline_run.log_tail(400)
+    first = ner_process_of(worker.pid)
+    os.kill(first, signal.SIGKILL)  # mid-stream: a batch is being tagged
+    out.wait_for(lambda rs: wanted <= ids_on(rs), 180, "every id after the NER process died")
+    dlq.poll(2.0)
+    assert not wanted & {r.get("key") for r in dlq.records}, "a healthy article went to the DLQ"
+    assert worker.poll() is None, pipeline_run.log_tail()
+    assert ner_process_of(worker.pid) != first
+    assert "the NER process died" in pipeline_run.log_tail(400)
 
 
 def test_sigterm_stops_the_worker_cleanly_and_a_restart_resumes(pipeline_run):
