@@ -28,12 +28,12 @@ from pipeline.analysis import (
     prepare_batch,
     recognize_batch,
 )
-from pipeline.app import Topology
+from pipeline.app import Topology, table_items_after
 from pipeline.lag import register_lag_monitor
 from pipeline.ner_process import NerProcess
 from pipeline.records import AnalyzedArticle, DedupOut, dead_letter, to_json, utc_now
 from pipeline.settings import Settings
-from pipeline.stages.dedup import FirstSeen, decode_signature, judge
+from pipeline.stages.dedup import FirstSeen, SweepPosition, decode_signature, judge, sweep_step
 
 log = logging.getLogger("pipeline.agents")
 
@@ -77,6 +77,31 @@ def register_agents(topology: Topology, settings: Settings, ner: NerProcess) -> 
                 "offset": message.offset,
             },
         )
+
+    # Expired dedup keys are deleted inside the deduplicate agent, in an event's context: Faust
+    # sends a table delete to the changelog partition of the current event and refuses one made
+    # outside an event (faust/tables/base.py partition_for_key), so a timer cannot sweep. Events
+    # of the one-partition dedup topic put the tombstones on the tables' one changelog partition
+    # (standbys and restores see them), and only the worker holding that partition sweeps.
+    dedup_tables = {"fingerprints": topology.fingerprints, "near_index": topology.near_index}
+    sweep_positions = {name: SweepPosition() for name in dedup_tables}
+
+    def sweep_dedup_tables() -> None:
+        for name, table in dedup_tables.items():
+            position = sweep_positions[name]
+            step = sweep_step(
+                table_items_after(table, position.after),
+                position,
+                now=utc_now(),
+                retention=retention,
+                budget=settings.dedup_sweep_batch,
+            )
+            for key in step.expired:
+                del table[key]
+            sweep_positions[name] = step.position
+            metrics.DEDUP_SWEPT_KEYS.labels(table=name).inc(len(step.expired))
+            if step.remembered is not None:
+                metrics.DEDUP_REMEMBERED_KEYS.labels(table=name).set(step.remembered)
 
     prepare = functools.partial(
         prepare_batch,
@@ -140,7 +165,12 @@ def register_agents(topology: Topology, settings: Settings, ner: NerProcess) -> 
 
     @app.agent(topology.dedup_topic, name="deduplicate")
     async def deduplicate(stream: faust.StreamT) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time()
         async for event in stream.events():
+            if loop.time() >= next_sweep:
+                next_sweep = loop.time() + settings.dedup_sweep_interval_seconds
+                sweep_dedup_tables()
             metrics.ARTICLES.labels(stage="deduplicate", outcome="in").inc()
             try:
                 analyzed = AnalyzedArticle.model_validate_json(event.value)

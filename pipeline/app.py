@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import faust
 from aiohttp import web
 from faust.sensors.prometheus import MS_LATENCY_BUCKETS, FaustMetrics, PrometheusMonitor
+from faust.stores.memory import Store as MemoryStore
+from faust.stores.rocksdb import Store as RocksDBStore
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate_latest
 
@@ -98,6 +101,28 @@ def create_app(settings: Settings) -> Topology:
         fingerprints=fingerprints,
         near_index=near_index,
     )
+
+
+def table_items_after(table: faust.Table, after: str | None) -> Iterator[tuple[str, Any]]:
+    """A one-partition table's (key, value) items after the key ``after`` (all if None).
+
+    For the dedup sweep, which resumes where its last step stopped. Faust's stores only iterate
+    from the first key, so this seeks in the store itself (faust-streaming is pinned): rocksdict
+    iterates from a key in the order of the encoded keys, over the partition only while this
+    worker holds it as active; the memory store is a dict, sorted here (it holds what fits in RAM).
+    """
+    store = table.data
+    if isinstance(store, RocksDBStore):
+        seek = None if after is None else store._encode_key(after)
+        for db in store._dbs_for_actives():
+            for raw_key, raw_value in db.items(from_key=seek):
+                if raw_key != seek and raw_key != store.offset_key:
+                    yield store._decode_key(raw_key), store._decode_value(raw_value)
+    elif isinstance(store, MemoryStore):
+        for key in sorted(key for key in store.data if after is None or key > after):
+            yield key, store.data[key]
+    else:
+        raise TypeError(f"no ordered iteration over a {type(store).__name__} table store")
 
 
 def serve_metrics(app: faust.App) -> None:

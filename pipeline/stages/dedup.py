@@ -30,18 +30,24 @@ Near duplicates (MinHash-LSH over word shingles)
 
     ``judge_near`` reads the band records, then the candidates' article records, compares
     signatures and returns the verdict plus the records to write. ``judge`` composes it with
-    ``judge_exact`` in the order the agent needs. Every record carries ``t`` so a periodic sweep can
-    delete what ``is_expired`` says is past the retention window.
+    ``judge_exact`` in the order the agent needs.
+
+Forgetting
+    Verdicts ignore what is past the retention window, but the tables keep it until it is deleted.
+    ``sweep_step`` walks a table a bounded slice at a time, in key order, and names the keys
+    ``is_expired`` says are past the window (records of both tables carry their write time), so
+    the agent can delete them and the live state stays bounded.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import operator
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -358,9 +364,16 @@ class IndexEntry:
         )
 
 
+def record_time(record: Mapping[str, Any]) -> datetime:
+    """When a record of either dedup table was written: an index record or a FirstSeen record."""
+    if "t" in record:
+        return _from_timestamp(record["t"])
+    return FirstSeen.from_record(record).seen_at
+
+
 def is_expired(record: Mapping[str, Any], now: datetime, retention: timedelta) -> bool:
-    """True when an index record (either kind) is past the retention window: sweep it away."""
-    return now - _from_timestamp(record["t"]) > retention
+    """True when a record of either table is past the retention window: sweep it away."""
+    return now - record_time(record) > retention
 
 
 class NearJudgement(NamedTuple):
@@ -494,3 +507,51 @@ def judge(
     if remember is not None and near.verdict.duplicate_of is not None:
         remember = FirstSeen(near.verdict.duplicate_of, now)
     return Judgement(near.verdict, remember, near.writes)
+
+
+# --- forgetting: the sweep ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepPosition:
+    """Where a sweep pass over one table stands."""
+
+    after: str | None = None  # the next step examines the keys after this one; None: from the first
+    kept: int = 0  # live keys the pass has examined so far
+
+
+class SweepStep(NamedTuple):
+    expired: list[str]  # keys past the retention window: delete them
+    position: SweepPosition  # where the next step starts
+    remembered: int | None  # live keys counted by the pass this step ended; None mid-pass
+
+
+def sweep_step(
+    items: Iterable[tuple[str, Mapping[str, Any]]],
+    position: SweepPosition,
+    now: datetime,
+    retention: timedelta,
+    budget: int,
+) -> SweepStep:
+    """Examine at most ``budget`` (key, record) items of a dedup table; name the expired keys.
+
+    ``items`` are the table's items after ``position.after``, in the store's key order, records
+    of either table. Only ``budget`` of them are read, so a big table costs a bounded time per
+    step; the caller deletes the keys after the step, never while iterating. A step that runs out
+    of items ends the pass: it reports the live keys the pass counted (keys written behind the
+    position meanwhile are not among them) and the next pass starts from the first key.
+    """
+    if budget < 1:
+        raise ValueError("budget must be positive")
+    expired: list[str] = []
+    examined = 0
+    last = position.after
+    for key, record in itertools.islice(items, budget):
+        examined += 1
+        last = key
+        if is_expired(record, now, retention):
+            expired.append(key)
+    kept = position.kept + examined - len(expired)
+    if examined < budget:
+        return SweepStep(expired, SweepPosition(), kept)
+    return SweepStep(expired, SweepPosition(last, kept), None)

@@ -50,6 +50,7 @@ class PipelineRun:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     workers: list[subprocess.Popen] = field(default_factory=list)
     ports: list[int] = field(default_factory=list)
+    settings: dict[str, str] = field(default_factory=dict)  # more PIPELINE_* for the workers
 
     @property
     def topics(self) -> dict[str, str]:
@@ -69,6 +70,7 @@ class PipelineRun:
                 "PIPELINE_TOPIC_ENRICHED": self.topics["enriched"],
                 "PIPELINE_TOPIC_DLQ": self.topics["dlq"],
                 "PIPELINE_STATE_DIR": str(self.workdir / f"state-{slot}"),
+                **self.settings,
             }
         )
         if web_port is not None:

@@ -8,6 +8,7 @@ from pipeline.stages.dedup import (
     FirstSeen,
     IndexEntry,
     NearDupConfig,
+    SweepPosition,
     article_key,
     band_keys,
     estimate_similarity,
@@ -20,6 +21,7 @@ from pipeline.stages.dedup import (
     shingles,
     short_id,
     signature,
+    sweep_step,
     tokens,
 )
 
@@ -446,3 +448,120 @@ def test_full_width_values_round_trip_through_the_record():
 def test_first_seen_round_trips_through_its_table_record():
     first = FirstSeen("a", NOW)
     assert FirstSeen.from_record(first.to_record()) == first
+
+
+# --- forgetting: the sweep ------------------------------------------------------------------
+
+
+def _items_after(table: dict, after: str | None):
+    """Key order after ``after``, as pipeline.app.table_items_after reads a Faust table."""
+    return ((key, table[key]) for key in sorted(table) if after is None or key > after)
+
+
+def _sweep_pass(table: dict, now: datetime, budget: int, retention: timedelta = WEEK):
+    """Steps until a pass ends, deleting after each step as the agent does."""
+    position, swept, steps = SweepPosition(), [], 0
+    while True:
+        step = sweep_step(_items_after(table, position.after), position, now, retention, budget)
+        steps += 1
+        for key in step.expired:
+            del table[key]
+        swept += step.expired
+        position = step.position
+        if step.remembered is not None:
+            return swept, step.remembered, steps
+
+
+def test_sweep_names_expired_records_of_both_tables_and_keeps_live_ones():
+    later = NOW + WEEK + timedelta(seconds=1)
+    fingerprints = {
+        fingerprint("old story"): FirstSeen("old", NOW).to_record(),
+        fingerprint("new story"): FirstSeen("new", NOW + timedelta(days=1)).to_record(),
+    }
+    index = Index()
+    old_writes = _near(index, "orig", ORIGINAL).writes
+    new_writes = _near(index, "other", DISTINCT, NOW + timedelta(days=1)).writes
+    assert len(old_writes) == 43 and set(old_writes).isdisjoint(new_writes)
+
+    step = sweep_step(_items_after(fingerprints, None), SweepPosition(), later, WEEK, budget=100)
+    assert step.expired == [fingerprint("old story")]
+    assert (step.position, step.remembered) == (SweepPosition(), 1)
+
+    step = sweep_step(_items_after(index, None), SweepPosition(), later, WEEK, budget=100)
+    assert sorted(step.expired) == sorted(old_writes)
+    assert step.remembered == len(new_writes)
+
+
+def test_sweep_reads_at_most_the_budget_and_resumes_after_the_last_key():
+    table = {f"k{i:02}": {"t": int(NOW.timestamp()) - 10 * 86_400 * (i % 2)} for i in range(10)}
+    seen: list[str] = []
+
+    def reading(after: str | None):
+        for key, record in _items_after(table, after):
+            seen.append(key)
+            yield key, record
+
+    first = sweep_step(reading(None), SweepPosition(), NOW, WEEK, budget=4)
+    assert seen == ["k00", "k01", "k02", "k03"]  # nothing read past the budget
+    assert first.expired == ["k01", "k03"] and first.remembered is None
+    assert first.position == SweepPosition("k03", kept=2)
+
+    second = sweep_step(reading(first.position.after), first.position, NOW, WEEK, budget=4)
+    assert seen[4:] == ["k04", "k05", "k06", "k07"]
+    assert second.expired == ["k05", "k07"] and second.position.kept == 4
+
+    last = sweep_step(reading(second.position.after), second.position, NOW, WEEK, budget=4)
+    assert seen[8:] == ["k08", "k09"]
+    assert last.expired == ["k09"]
+    assert (last.position, last.remembered) == (SweepPosition(), 5)  # the pass is over
+
+
+def test_a_pass_in_small_steps_forgets_exactly_what_one_big_step_would():
+    later = NOW + WEEK + timedelta(hours=1)
+    index = Index()
+    for hours, (article_id, text) in enumerate([("orig", ORIGINAL), ("other", DISTINCT)]):
+        _near(index, article_id, text, NOW + timedelta(hours=2 * hours))
+    _near(index, "copy", COPIES["chrome"], NOW + timedelta(hours=3))
+    big = Index(index)
+    expected = sweep_step(_items_after(big, None), SweepPosition(), later, WEEK, len(big) + 1)
+
+    swept, remembered, steps = _sweep_pass(index, later, budget=7)
+    assert sorted(swept) == sorted(expected.expired) and len(swept) > 0
+    assert remembered == expected.remembered == len(index)
+    assert steps == len(big) // 7 + 1
+    assert _sweep_pass(index, later, budget=7)[:2] == ([], len(index))  # nothing left to forget
+
+
+def test_a_table_of_exactly_budget_keys_ends_its_pass_on_an_empty_step():
+    table = {"a": FirstSeen("x", NOW).to_record(), "b": FirstSeen("y", NOW).to_record()}
+    assert _sweep_pass(table, NOW, budget=2) == ([], 2, 2)
+
+
+def test_keys_written_ahead_of_the_position_are_swept_in_the_same_pass():
+    stale = {"t": int((NOW - 2 * WEEK).timestamp())}
+    table = {"a": stale, "c": stale}
+    first = sweep_step(_items_after(table, None), SweepPosition(), NOW, WEEK, budget=1)
+    table["b"] = stale  # written between two steps, after the position
+    table["0"] = stale  # ... and before it: left for the next pass
+    second = sweep_step(_items_after(table, first.position.after), first.position, NOW, WEEK, 5)
+    assert (first.expired, second.expired, second.remembered) == (["a"], ["b", "c"], 0)
+
+
+def test_sweeping_never_changes_a_verdict():
+    later = NOW + WEEK + timedelta(minutes=30)
+    index = Index()
+    _near(index, "orig", ORIGINAL)
+    _near(index, "recent", DISTINCT, NOW + timedelta(hours=1))
+    swept = Index(index)
+    _sweep_pass(swept, later, budget=5)
+    assert len(swept) < len(index)
+    for article_id, text in [("c1", COPIES["chrome"]), ("c2", DISTINCT), ("orig", ORIGINAL)]:
+        sig = signature(text)
+        before = judge_near(sig, band_keys(sig), index, article_id, later, WEEK)
+        after = judge_near(sig, band_keys(sig), swept, article_id, later, WEEK)
+        assert after.verdict == before.verdict, article_id
+
+
+def test_sweep_budget_must_be_positive():
+    with pytest.raises(ValueError, match="budget"):
+        sweep_step(iter([]), SweepPosition(), NOW, WEEK, budget=0)

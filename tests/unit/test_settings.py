@@ -38,3 +38,19 @@ def test_config_file_is_chosen_by_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("PIPELINE_CONFIG", str(config))
     monkeypatch.delenv("PIPELINE_TOPIC_RAW", raising=False)
     assert load_settings().topic_raw == "from-file"
+
+
+def test_dedup_retention_and_sweep_settings(monkeypatch):
+    for name in ("RETENTION_DAYS", "SWEEP_INTERVAL_SECONDS", "SWEEP_BATCH"):
+        monkeypatch.delenv(f"PIPELINE_DEDUP_{name}", raising=False)
+    s = load_settings()
+    assert (s.dedup_retention_days, s.dedup_sweep_interval_seconds, s.dedup_sweep_batch) == (
+        7,
+        1,
+        1000,
+    )
+    monkeypatch.setenv("PIPELINE_DEDUP_RETENTION_DAYS", "0.0001")  # about 8.6 s, for tests
+    assert load_settings().dedup_retention_days == 0.0001
+    monkeypatch.setenv("PIPELINE_DEDUP_SWEEP_BATCH", "0")
+    with pytest.raises(ValidationError, match="dedup_sweep_batch"):
+        load_settings()
