@@ -26,7 +26,7 @@ from pipeline.analysis import (
     Rejection,
     assemble_batch,
     prepare_batch,
-    recognize_batch,
+    tag_batch,
 )
 from pipeline.app import Topology, table_items_after
 from pipeline.lag import register_lag_monitor
@@ -126,11 +126,17 @@ def register_agents(topology: Topology, settings: Settings, ner: NerProcess) -> 
         messages = [incoming(event) for event in events]
         metrics.ARTICLES.labels(stage="analyze", outcome="in").inc(len(messages))
         prepared = await run_stage(stage_executor, "prepare", len(messages), prepare, messages)
-        recognized = await run_stage(
-            ner_executor, "entities", len(prepared.ready), recognize_batch, prepared, ner.recognize
+        tagged = await run_stage(
+            ner_executor, "entities", len(prepared.ready), tag_batch, prepared, ner
         )
         outcome = await run_stage(
-            stage_executor, "assemble", len(recognized.articles), assemble_batch, recognized
+            stage_executor,
+            "assemble",
+            len(tagged.articles),
+            assemble_batch,
+            tagged,
+            ner.languages,
+            ner.settings,
         )
         if previous is not None:
             await previous  # records go out, and offsets are acked, in the order they came in

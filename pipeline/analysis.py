@@ -2,17 +2,18 @@
 
 Pure: no Faust, Kafka or Prometheus here, so the whole chain is unit-testable. A batch goes
 through three phases, which the worker runs in a pipeline (NER of one batch in its own process
-while the next is prepared): `prepare_batch` (parse, clean, language), `recognize_batch` (NER,
-batched across articles) and `assemble_batch` (records, fingerprint, MinHash). `process_batch`
-chains them in one call.
+while the next is prepared): `prepare_batch` (parse, clean, language), `tag_batch` (the NER
+models, batched across articles) and `assemble_batch` (entity refinement, records, fingerprint,
+MinHash). `process_batch` chains them in one call.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from pipeline.records import (
     AnalyzedArticle,
@@ -26,7 +27,7 @@ from pipeline.records import (
 )
 from pipeline.stages.clean import CleanedArticle, clean_html, clean_text
 from pipeline.stages.dedup import band_keys, encode_signature, fingerprint, signature
-from pipeline.stages.entities import Entity, EntityBatchResult
+from pipeline.stages.entities import EntitySettings, Mention, TaggedBatch, refine_tagged
 from pipeline.stages.language import LanguageProfile, Segment, detect_languages
 
 # Flags that make an article unfit to be anyone's original or duplicate.
@@ -129,7 +130,16 @@ class Rejection:
     stage: str
 
 
-Recognize = Callable[[Sequence[tuple[str, Sequence[Segment]]]], EntityBatchResult]
+class Tagger(Protocol):
+    """What runs the NER models: an `EntityRecognizer`, or the worker's `NerProcess`."""
+
+    @property
+    def languages(self) -> frozenset[str]: ...
+
+    @property
+    def settings(self) -> EntitySettings: ...
+
+    def tag(self, articles: Sequence[tuple[str, Sequence[Segment]]]) -> TaggedBatch: ...
 
 
 @dataclass(frozen=True)
@@ -139,8 +149,8 @@ class PreparedBatch:
 
 
 @dataclass(frozen=True)
-class RecognizedBatch:
-    articles: list[tuple[IncomingMessage, PreparedArticle, Sequence[Entity]]]
+class TaggedArticles:
+    articles: list[tuple[IncomingMessage, PreparedArticle, list[Mention]]]
     rejected: list[Rejection]
     skipped: Mapping[str, int]  # characters that got no entities, by reason
 
@@ -176,56 +186,64 @@ def prepare_batch(
     return PreparedBatch(ready, rejected)
 
 
-def recognize_batch(batch: PreparedBatch, recognize: Recognize) -> RecognizedBatch:
-    """Entities of every prepared article, the batch in one call.
+def tag_batch(batch: PreparedBatch, tagger: Tagger) -> TaggedArticles:
+    """The models' mentions in every prepared article, the batch in one call.
 
     A failed call is retried article by article, so one poison article goes to the DLQ
     without taking its batch-mates with it.
     """
     if not batch.ready:
-        return RecognizedBatch([], list(batch.rejected), {})
+        return TaggedArticles([], list(batch.rejected), {})
     try:
-        result = recognize([_ner_input(p) for _, p in batch.ready])
+        tagged = tagger.tag([_ner_input(p) for _, p in batch.ready])
     except Exception:  # noqa: BLE001 - isolate the failing article, one by one
-        return _recognize_one_by_one(batch, recognize)
+        return _tag_one_by_one(batch, tagger)
     articles = [
-        (message, prepared, entities)
-        for (message, prepared), entities in zip(batch.ready, result.entities, strict=True)
+        (message, prepared, mentions)
+        for (message, prepared), mentions in zip(batch.ready, tagged.mentions, strict=True)
     ]
-    return RecognizedBatch(articles, list(batch.rejected), dict(result.skipped))
+    return TaggedArticles(articles, list(batch.rejected), dict(tagged.skipped))
 
 
-def _recognize_one_by_one(batch: PreparedBatch, recognize: Recognize) -> RecognizedBatch:
-    articles: list[tuple[IncomingMessage, PreparedArticle, Sequence[Entity]]] = []
+def _tag_one_by_one(batch: PreparedBatch, tagger: Tagger) -> TaggedArticles:
+    articles: list[tuple[IncomingMessage, PreparedArticle, list[Mention]]] = []
     rejected = list(batch.rejected)
     skipped: Counter[str] = Counter()
     for message, prepared in batch.ready:
         try:
-            result = recognize([_ner_input(prepared)])
+            tagged = tagger.tag([_ner_input(prepared)])
         except Exception as exc:  # noqa: BLE001 - this article alone goes to the DLQ
             rejected.append(Rejection(message, "stage_failed", _describe(exc), "entities"))
             continue
-        articles.append((message, prepared, result.entities[0]))
-        skipped.update(result.skipped)
-    return RecognizedBatch(articles, rejected, dict(skipped))
+        articles.append((message, prepared, tagged.mentions[0]))
+        skipped.update(tagged.skipped)
+    return TaggedArticles(articles, rejected, dict(skipped))
 
 
 def _ner_input(prepared: PreparedArticle) -> tuple[str, Sequence[Segment]]:
     return prepared.cleaned.text, prepared.profile.segments
 
 
-def assemble_batch(batch: RecognizedBatch) -> BatchOutcome:
-    """Output records, fingerprints and MinHash signatures of the recognised articles."""
+def assemble_batch(
+    batch: TaggedArticles, languages: Iterable[str], settings: EntitySettings
+) -> BatchOutcome:
+    """Refined entities, output records, fingerprints and MinHash signatures of tagged articles."""
+    refined = refine_tagged(
+        [_ner_input(prepared) for _, prepared, _ in batch.articles],
+        TaggedBatch([mentions for _, _, mentions in batch.articles]),
+        languages,
+        settings,
+    )
     analyzed = [
         (message, assemble(prepared, [EntityOut(**vars(e)) for e in entities]))
-        for message, prepared, entities in batch.articles
+        for (message, prepared, _), entities in zip(batch.articles, refined.entities, strict=True)
     ]
     return BatchOutcome(analyzed, batch.rejected, batch.skipped)
 
 
 def process_batch(
     messages: Sequence[IncomingMessage],
-    recognize: Recognize,
+    tagger: Tagger,
     *,
     max_message_bytes: int,
     max_text_chars: int,
@@ -234,7 +252,7 @@ def process_batch(
     prepared = prepare_batch(
         messages, max_message_bytes=max_message_bytes, max_text_chars=max_text_chars
     )
-    return assemble_batch(recognize_batch(prepared, recognize))
+    return assemble_batch(tag_batch(prepared, tagger), tagger.languages, tagger.settings)
 
 
 def _describe(exc: Exception) -> str:

@@ -23,9 +23,9 @@ from typing import Any
 
 from pipeline.stages.entities import (
     DEFAULT_ENTITY_SETTINGS,
-    EntityBatchResult,
     EntityRecognizer,
     EntitySettings,
+    TaggedBatch,
 )
 from pipeline.stages.language import Segment
 
@@ -41,7 +41,10 @@ class NerProcessError(RuntimeError):
 
 
 class NerProcess:
-    """`recognize` as `EntityRecognizer.recognize`, run by a child process; thread-safe."""
+    """`tag` as `EntityRecognizer.tag`, run by a child process; thread-safe.
+
+    Only the models run there: refinement needs none, so the worker does it beside them.
+    """
 
     def __init__(
         self, models: Mapping[str, str], settings: EntitySettings = DEFAULT_ENTITY_SETTINGS
@@ -55,6 +58,14 @@ class NerProcess:
         self.starts = 0
 
     @property
+    def languages(self) -> frozenset[str]:
+        return frozenset(self._models)
+
+    @property
+    def settings(self) -> EntitySettings:
+        return self._settings
+
+    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
@@ -64,7 +75,7 @@ class NerProcess:
             if self._conn is None:
                 self._spawn()
 
-    def recognize(self, articles: Sequence[tuple[str, Sequence[Segment]]]) -> EntityBatchResult:
+    def tag(self, articles: Sequence[tuple[str, Sequence[Segment]]]) -> TaggedBatch:
         with self._lock:
             if self._conn is None:
                 self._spawn()
@@ -77,8 +88,8 @@ class NerProcess:
                 raise NerProcessError(f"the NER process died (exit code {code})") from exc
         if status == "error":
             raise NerProcessError(payload)
-        result: EntityBatchResult = payload
-        return result
+        tagged: TaggedBatch = payload
+        return tagged
 
     def close(self, timeout: float = 10.0) -> None:
         with self._lock:
@@ -151,7 +162,7 @@ def _serve(conn: Connection, models: Mapping[str, str], settings: EntitySettings
         except (EOFError, OSError):
             return  # the worker is gone
         try:
-            reply: tuple[str, object] = ("ok", recognizer.recognize(articles))
+            reply: tuple[str, object] = ("ok", recognizer.tag(articles))
         except Exception as exc:  # noqa: BLE001 - the worker isolates the failing article
             reply = ("error", f"{type(exc).__name__}: {exc}"[:500])
         conn.send(reply)

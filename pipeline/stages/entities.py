@@ -47,10 +47,12 @@ __all__ = [
     "EntityRecognizer",
     "EntitySettings",
     "Mention",
+    "TaggedBatch",
     "fold",
     "group_mentions",
     "recase_caps_lines",
     "refine",
+    "refine_tagged",
 ]
 
 # Model label -> contract label. Numeric and date types are dropped: desks subscribe to
@@ -126,6 +128,15 @@ class Mention(NamedTuple):
     lang: str
 
 
+@dataclass(frozen=True)
+class TaggedBatch:
+    """What the models said, per article, before refinement."""
+
+    mentions: list[list[Mention]]
+    skipped: Counter[str] = field(default_factory=Counter)
+    model_seconds: dict[str, float] = field(default_factory=dict)
+
+
 class EntityRecognizer:
     """Holds one loaded spaCy pipeline per language, loaded on first use."""
 
@@ -165,7 +176,11 @@ class EntityRecognizer:
             self.model(lang)
 
     def recognize(self, articles: Sequence[tuple[str, Sequence[Segment]]]) -> EntityBatchResult:
-        """Entities for each (text, segments) article, in article order.
+        """Entities for each (text, segments) article, in article order: `tag`, then refine."""
+        return refine_tagged(articles, self.tag(articles), self.languages, self.settings)
+
+    def tag(self, articles: Sequence[tuple[str, Sequence[Segment]]]) -> TaggedBatch:
+        """The models' raw mentions for each (text, segments) article, in article order.
 
         Segments of all articles are grouped by language so each model sees one long batch.
         """
@@ -183,10 +198,7 @@ class EntityRecognizer:
         found: list[list[Mention]] = [[] for _ in articles]
         model_seconds: dict[str, float] = {}
         # The text as the model reads it: capitals lines re-cased, offsets unchanged.
-        casings = [
-            recase_caps_lines(text) if self.settings.recase_caps_lines else text
-            for text, _ in articles
-        ]
+        casings = [_casing(text, self.settings) for text, _ in articles]
         for lang, items in by_lang.items():
             nlp = self.model(lang)
             started = perf_counter()
@@ -202,33 +214,48 @@ class EntityRecognizer:
                         end = segment.start + ent.end_char
                         mentions.append(Mention(start, end, label, ent.label_, lang))
             model_seconds[lang] = perf_counter() - started
-
-        entities = []
-        for (text, segments), casing, mentions in zip(articles, casings, found, strict=True):
-            mentions.sort(key=lambda m: m.start)
-            read = [s for s in segments if s.lang in self._model_names]
-            refined, aliases = refine(text, mentions, read, self.settings, casing)
-            entities.append(
-                group_mentions(
-                    [
-                        Entity(
-                            text[m.start : m.end],
-                            m.label,
-                            m.raw_label,
-                            m.start,
-                            m.end,
-                            m.lang,
-                            text[m.start : m.end],
-                        )
-                        for m in refined
-                    ],
-                    aliases=aliases,
-                )
-            )
-        return EntityBatchResult(entities=entities, skipped=skipped, model_seconds=model_seconds)
+        return TaggedBatch(found, skipped, model_seconds)
 
     def _ner_input(self, text: str) -> str:
         return text.translate(_NER_INPUT) if self.settings.normalise_apostrophes else text
+
+
+def refine_tagged(
+    articles: Sequence[tuple[str, Sequence[Segment]]],
+    tagged: TaggedBatch,
+    languages: Iterable[str],
+    settings: EntitySettings = DEFAULT_ENTITY_SETTINGS,
+) -> EntityBatchResult:
+    """The refined, grouped entities of tagged articles. Needs no model, so the worker runs it
+    while its NER process tags the next batch."""
+    with_model = frozenset(languages)
+    entities = []
+    for (text, segments), found in zip(articles, tagged.mentions, strict=True):
+        mentions = sorted(found, key=lambda m: m.start)
+        read = [s for s in segments if s.lang in with_model]
+        refined, aliases = refine(text, mentions, read, settings, _casing(text, settings))
+        entities.append(
+            group_mentions(
+                [
+                    Entity(
+                        text[m.start : m.end],
+                        m.label,
+                        m.raw_label,
+                        m.start,
+                        m.end,
+                        m.lang,
+                        text[m.start : m.end],
+                    )
+                    for m in refined
+                ],
+                aliases=aliases,
+            )
+        )
+    return EntityBatchResult(entities, tagged.skipped, tagged.model_seconds)
+
+
+def _casing(text: str, settings: EntitySettings) -> str:
+    return recase_caps_lines(text) if settings.recase_caps_lines else text
 
 
 def _components_listened_to(nlp: Language) -> set[str]:

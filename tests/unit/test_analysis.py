@@ -10,7 +10,7 @@ from pipeline.analysis import (
     assemble_batch,
     prepare_batch,
     process_batch,
-    recognize_batch,
+    tag_batch,
 )
 from pipeline.stages.entities import EntityRecognizer
 
@@ -49,7 +49,7 @@ def test_good_and_bad_messages_end_analysed_or_rejected_in_order(recognizer, see
         message(article("story", STORY), 2),
         message(b"", 3),
     ]
-    outcome = process_batch(messages, recognizer.recognize, **LIMITS)
+    outcome = process_batch(messages, recognizer, **LIMITS)
     assert [m.offset for m, _ in outcome.analyzed] == [0, 2]
     assert [(r.message.offset, r.error, r.stage) for r in outcome.rejected] == [
         (1, "invalid_json", "parse"),
@@ -62,26 +62,43 @@ def test_good_and_bad_messages_end_analysed_or_rejected_in_order(recognizer, see
     assert outcome.analyzed[0][1].article.mixed_language
 
 
-def test_the_phases_chained_give_what_process_batch_gives(recognizer, seed_text):
+def test_entities_refined_beside_the_models_are_the_recognizer_s(recognizer, seed_text):
+    """Tagging (NER process) and refining (worker) apart gives what `recognize` gives at once."""
     messages = [message(article("seed", seed_text), 0), message(article("story", STORY), 1)]
     prepared = prepare_batch(messages, **LIMITS)
-    phased = assemble_batch(recognize_batch(prepared, recognizer.recognize))
-    whole = process_batch(messages, recognizer.recognize, **LIMITS)
-    assert [a.model_dump() for _, a in phased.analyzed] == [a.model_dump() for _, a in whole.analyzed]
+    outcome = assemble_batch(
+        tag_batch(prepared, recognizer), recognizer.languages, recognizer.settings
+    )
+    expected = recognizer.recognize(
+        [(p.cleaned.text, p.profile.segments) for _, p in prepared.ready]
+    )
+    got = [
+        [(e.text, e.label, e.start, e.canonical) for e in a.article.entities]
+        for _, a in outcome.analyzed
+    ]
+    assert got == [
+        [(e.text, e.label, e.start, e.canonical) for e in ents] for ents in expected.entities
+    ]
+    assert sum(map(len, got)) >= 10
 
 
-def test_a_poison_article_goes_alone_and_its_batch_mates_are_analysed(recognizer):
-    def recognize_unless_poison(articles):
+class PoisonedRecognizer(EntityRecognizer):
+    """The real models, failing on any batch with the word POISON (as a crashing model would)."""
+
+    def tag(self, articles):
         if any("POISON" in text for text, _ in articles):
             raise MemoryError("the model ran out of memory on POISON")
-        return recognizer.recognize(articles)
+        return super().tag(articles)
+
+
+def test_a_poison_article_goes_alone_and_its_batch_mates_are_analysed():
 
     messages = [
         message(article("a", STORY), 0),
         message(article("b", "POISON " + STORY), 1),
         message(article("c", STORY.replace("Geneva", "Vienna")), 2),
     ]
-    outcome = process_batch(messages, recognize_unless_poison, **LIMITS)
+    outcome = process_batch(messages, PoisonedRecognizer(MODELS), **LIMITS)
     assert [a.article.id for _, a in outcome.analyzed] == ["a", "c"]
     [rejection] = outcome.rejected
     assert (rejection.message.offset, rejection.error, rejection.stage) == (
@@ -98,16 +115,18 @@ def test_text_in_a_language_without_a_model_is_counted_as_skipped(recognizer):
         "Die Bundesregierung hat am Mittwoch in Berlin ein neues Gesetz beschlossen, das die "
         "Rechte von Mietern in großen Städten stärken soll."
     )
-    outcome = process_batch([message(article("de", german), 0)], recognizer.recognize, **LIMITS)
+    outcome = process_batch([message(article("de", german), 0)], recognizer, **LIMITS)
     [(_, analyzed)] = outcome.analyzed
     assert analyzed.article.language == "de"
     assert analyzed.article.entities == []
     assert outcome.skipped == {"no_model:de": len(german)}
 
 
-def test_a_batch_of_only_bad_messages_never_calls_the_models():
-    def recognize_must_not_run(articles):
+class UncallableRecognizer(EntityRecognizer):
+    def tag(self, articles):
         raise AssertionError("NER called without articles")
 
-    outcome = process_batch([message(None, 0)], recognize_must_not_run, **LIMITS)
+
+def test_a_batch_of_only_bad_messages_never_calls_the_models():
+    outcome = process_batch([message(None, 0)], UncallableRecognizer(MODELS), **LIMITS)
     assert outcome.analyzed == [] and [r.error for r in outcome.rejected] == ["empty_message"]

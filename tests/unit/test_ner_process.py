@@ -1,4 +1,4 @@
-"""The NER child process: same entities as in process, survives its own death, dies with its parent."""
+"""The NER child process: same mentions as in process, survives its own death, dies with its parent."""
 
 import os
 import signal
@@ -34,24 +34,25 @@ def test_models_load_in_the_child_and_report_their_time(ner):
     assert ner.pid is not None and ner.pid != os.getpid()
 
 
-def test_entities_are_the_in_process_recognizer_s(ner, seed_text):
+def test_mentions_are_the_in_process_recognizer_s(ner, seed_text):
     article = seed_input(seed_text)
     sentence = "Vladimir Putin met Joe Biden in Geneva on Tuesday."
     english = (sentence, detect_languages(sentence).segments)
-    expected = EntityRecognizer(MODELS).recognize([article, english])
-    got = ner.recognize([article, english])
-    assert got.entities == expected.entities
+    expected = EntityRecognizer(MODELS).tag([article, english])
+    got = ner.tag([article, english])
+    assert got.mentions == expected.mentions
     assert got.skipped == expected.skipped
-    assert any(e.label == "PERSON" for e in got.entities[0])
+    assert {"PERSON", "LOC"} <= {m.label for m in got.mentions[1]}
+    assert ner.languages == {"fr", "en"}
 
 
 def test_a_killed_child_fails_its_call_and_is_respawned(ner, seed_text):
     first_pid = ner.pid
     os.kill(first_pid, signal.SIGKILL)
     with pytest.raises(NerProcessError, match="died"):
-        ner.recognize([seed_input(seed_text)])
-    result = ner.recognize([seed_input(seed_text)])
-    assert result.entities[0]
+        ner.tag([seed_input(seed_text)])
+    result = ner.tag([seed_input(seed_text)])
+    assert result.mentions[0]
     assert ner.pid not in (None, first_pid)
 
 
