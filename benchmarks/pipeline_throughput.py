@@ -110,11 +110,11 @@ def thread_cpu(pid: int) -> dict[str, float]:
     return result
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds spent not idle by all cores since boot."""
+def machine_busy_seconds() -> tuple[float, float]:
+    """CPU seconds spent not idle by all cores since boot, and of those the hypervisor's steal."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / CLK_TCK
+    return (sum(values[:8]) - idle) / CLK_TCK, values[7] / CLK_TCK
 
 
 def memory_kb(pid: int) -> dict[str, int]:
@@ -185,7 +185,7 @@ class CpuWindow:
         end = self._sample()
         self.wall = time.monotonic() - self._t0
         self.used = {k: end[k] - self._start[k] for k in end}
-        ours = sum(v for k, v in self.used.items() if k != "machine")
+        ours = sum(v for k, v in self.used.items() if k not in ("machine", "steal"))
         self.used["others"] = max(0.0, self.used["machine"] - ours)
         for name, before in self._threads.items():
             after = thread_cpu(self.pids[name])
@@ -195,12 +195,18 @@ class CpuWindow:
     def _sample(self) -> dict[str, float]:
         sample = {name: family_cpu_seconds(pid) for name, pid in self.pids.items()}
         sample["benchmark"] = proc_cpu_seconds(os.getpid())
-        sample["machine"] = machine_busy_seconds()
+        # Steal: time the hypervisor gave our vCPUs to other guests, part of "others".
+        sample["machine"], sample["steal"] = machine_busy_seconds()
         return sample
 
     def describe(self) -> str:
         cores = os.cpu_count() or 1
-        parts = [f"{name} {sec:.1f}" for name, sec in self.used.items() if name != "machine"]
+        parts = [
+            f"{name} {sec:.1f}"
+            for name, sec in self.used.items()
+            if name not in ("machine", "steal", "others")
+        ]
+        parts.append(f"others {self.used['others']:.1f} (steal {self.used['steal']:.1f})")
         return (
             f"CPU s over {self.wall:.1f} s wall ({cores} cores = {cores * self.wall:.0f} CPU s): "
             + ", ".join(parts)
@@ -1083,7 +1089,7 @@ def report(r: dict) -> None:
             )
         )
         cores = os.cpu_count() or 1
-        demand = sum(v for k, v in d["cpu"].items() if k not in ("machine", "others"))
+        demand = sum(v for k, v in d["cpu"].items() if k not in ("machine", "steal", "others"))
         demand /= r["articles"]
         client = d["cpu"].get("benchmark", 0.0) / r["articles"]
         print(row("(d) CPU bound of this machine", f"{cores / demand:.2f}", "",
