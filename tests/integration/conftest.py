@@ -231,3 +231,11 @@ class TopicReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+@pytest.fixture(scope="module")
+def reader(run: PipelineRun) -> Iterator[TopicReader]:
+    """The enriched topic of a module's `run` fixture (a PipelineRun with its workers started)."""
+    topic_reader = TopicReader(run.bootstrap, run.topics["enriched"])
+    yield topic_reader
+    topic_reader.close()

@@ -56,13 +56,6 @@ def run(pipeline_run):
     return pipeline_run
 
 
-@pytest.fixture(scope="module")
-def reader(run):
-    topic_reader = TopicReader(run.bootstrap, run.topics["enriched"])
-    yield topic_reader
-    topic_reader.close()
-
-
 def test_copies_are_found_whatever_partition_and_worker(run, reader):
     texts = originals()
     send(run, texts)

@@ -13,7 +13,6 @@ from rocksdict import AccessType, Options, Rdict
 
 from pipeline.stages.dedup import article_key, band_keys, fingerprint, signature
 from tests.conftest import SEED_PATH
-from tests.integration.conftest import TopicReader
 from tests.integration.test_dedup_stream import exact_copy, near_copy, page_text, send, wait_ids
 
 RETENTION_SECONDS = 12.0
@@ -32,13 +31,6 @@ def run(pipeline_run):
     )
     pipeline_run.start_worker()
     return pipeline_run
-
-
-@pytest.fixture(scope="module")
-def reader(run):
-    topic_reader = TopicReader(run.bootstrap, run.topics["enriched"])
-    yield topic_reader
-    topic_reader.close()
 
 
 class Changelogs:
