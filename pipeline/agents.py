@@ -164,7 +164,9 @@ def register_agents(topology: Topology, settings: Settings, ner: NerProcess) -> 
                 while len(in_flight) >= BATCHES_IN_FLIGHT:
                     await in_flight.popleft()  # a failed batch fails the agent here
                 previous = in_flight[-1] if in_flight else None
-                in_flight.append(asyncio.ensure_future(analyze_events(stream, events, previous)))
+                batch = asyncio.ensure_future(analyze_events(stream, events, previous))
+                batch.add_done_callback(report_failed_batch)
+                in_flight.append(batch)
         finally:
             for batch in in_flight:
                 batch.cancel()  # their events stay unacked: the next owner reads them again
@@ -245,6 +247,16 @@ def incoming(event: faust.EventT) -> IncomingMessage:
         offset=message.offset,
         timestamp=datetime.fromtimestamp(message.timestamp, tz=UTC),
     )
+
+
+def report_failed_batch(batch: asyncio.Future[None]) -> None:
+    """Log a batch's failure when it happens, not when the agent next awaits it."""
+    if not batch.cancelled() and batch.exception() is not None:
+        log.error(
+            "an analyze batch failed: its offsets stay uncommitted and are read again after a "
+            "restart or rebalance",
+            exc_info=batch.exception(),
+        )
 
 
 def timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:

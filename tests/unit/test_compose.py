@@ -110,6 +110,7 @@ def test_worker_is_built_here_scalable_and_scrapable(compose: dict) -> None:
     assert env["PIPELINE_WEB_HOST"] == "0.0.0.0"
     assert "ports" not in worker, "a fixed host port would break --scale worker=N"
     assert "container_name" not in worker
+    assert worker["init"] is True, "the worker's NER child needs an init to reap it"
 
 
 def test_mounted_files_exist(compose: dict) -> None:
