@@ -8,7 +8,8 @@ has a core to itself and the worker prepares the next batch and ships the last o
 Hand-written over `concurrent.futures.ProcessPoolExecutor` because its worker process holds both
 ends of its call queue, so it outlives a SIGKILLed worker (400 MB of models left behind). Here
 the child holds only its end of a pipe: when the worker dies, the child reads EOF and exits.
-A child that dies mid-call (OOM killer, a crash in native code) is respawned on the next call.
+A child that dies mid-call (OOM killer, a crash in native code) fails that call and is respawned
+on the next one, which waits until the new child has loaded its models.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import multiprocessing
 import signal
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
@@ -34,6 +36,9 @@ log = logging.getLogger("pipeline.ner_process")
 # A fresh interpreter: forking a worker that already runs threads (Kafka clients, executors)
 # may copy a lock held by one of them.
 _CONTEXT = multiprocessing.get_context("spawn")
+
+RESPAWN_FIRST_DELAY_SECONDS = 1.0
+RESPAWN_MAX_DELAY_SECONDS = 30.0
 
 
 class NerProcessError(RuntimeError):
@@ -78,7 +83,7 @@ class NerProcess:
     def tag(self, articles: Sequence[tuple[str, Sequence[Segment]]]) -> TaggedBatch:
         with self._lock:
             if self._conn is None:
-                self._spawn()
+                self._respawn()
             assert self._conn is not None
             try:
                 self._conn.send(list(articles))
@@ -130,6 +135,25 @@ class NerProcess:
             "NER process ready",
             extra={"pid": process.pid, "load_seconds": payload, "starts": self.starts},
         )
+
+    def _respawn(self) -> None:
+        """Start a child in place of one that died, retrying until its models load.
+
+        The models loaded at start, so failing now means the machine lacks memory for a while:
+        the batch waits (lag and this log show it) rather than go to the DLQ for no fault of its own.
+        """
+        delay = RESPAWN_FIRST_DELAY_SECONDS
+        while True:
+            try:
+                self._spawn()
+                return
+            except NerProcessError as exc:
+                log.error(
+                    "the NER process could not be restarted; retrying",
+                    extra={"error": str(exc), "retry_in_seconds": delay},
+                )
+                time.sleep(delay)
+                delay = min(2 * delay, RESPAWN_MAX_DELAY_SECONDS)
 
     def _reap(self) -> int | None:
         if self._conn is not None:

