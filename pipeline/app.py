@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> Topology:
         # SASL (PLAIN/SCRAM) and TLS from PIPELINE_KAFKA_*; None for PLAINTEXT.
         broker_credentials=faust_credentials(settings),
         store=settings.table_store,
-        datadir=str(settings.state_dir / settings.app_id),
+        datadir=str(settings.state_dir / "worker" / settings.app_id),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
         web_host=settings.web_host,

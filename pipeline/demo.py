@@ -15,7 +15,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from pipeline.ingest import RawRecord, records_from_path
 from pipeline.kafka_io import client_options, ensure_topics, produce
-from pipeline.settings import REPO_ROOT, Settings
+from pipeline.settings import Settings
 
 
 def wait_until_ready(port: int, worker: subprocess.Popen, timeout: float = 180.0) -> None:
@@ -54,7 +54,7 @@ def run_demo(settings: Settings, paths: list[Path]) -> int:
         # Stop it on exit only if this run started it: a broker already running is someone's.
         started_broker = broker if status.startup_seconds is not None else None
     ensure_topics(settings)
-    log_path = REPO_ROOT / "var" / "worker.log"
+    log_path = settings.state_dir / "worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log_file:
         worker = subprocess.Popen(

@@ -1,7 +1,8 @@
 """The only place that reads config/ and the environment.
 
 Precedence (highest first): explicit keyword arguments, environment variables, the TOML file
-named by ``PIPELINE_CONFIG`` (default ``config/pipeline.toml``), the defaults below.
+named by ``PIPELINE_CONFIG`` (default ``config/pipeline.toml`` under the current directory, when
+there is one), the defaults below.
 Environment names follow CONTRACT.md: ``KAFKA_BOOTSTRAP_SERVERS`` and ``PIPELINE_<FIELD>``.
 """
 
@@ -19,8 +20,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG_FILE = REPO_ROOT / "config" / "pipeline.toml"
+from pipeline.paths import state_root
+
+DEFAULT_CONFIG_FILE = Path("config") / "pipeline.toml"
 
 
 class Settings(BaseSettings):
@@ -41,7 +43,8 @@ class Settings(BaseSettings):
 
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
-    state_dir: Path = REPO_ROOT / "var" / "worker"
+    # PIPELINE_STATE_DIR: the broker's and the workers' state (pipeline/paths.py).
+    state_dir: Path = Field(default_factory=state_root)
     table_store: str = "rocksdb://"
     log_level: str = "INFO"
 

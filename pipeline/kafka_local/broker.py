@@ -4,7 +4,7 @@ No Docker, no tarball: ``mvn dependency:copy-dependencies`` fetches ``kafka_2.13
 runtime dependencies (plus an SLF4J binding) into ``<state_dir>/libs``, and the broker runs as
 ``java -cp 'libs/*' kafka.Kafka server.properties``, detached from the caller.
 
-Layout of ``state_dir`` (default ``<repo>/var/kafka``)::
+Layout of ``state_dir`` (default ``$PIPELINE_STATE_DIR/kafka``, else ``./var/kafka``)::
 
     libs/               the jars (replaced whole when KAFKA_VERSION changes)
     data/logs/          the broker's log.dirs (KRaft metadata and topic data)
@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from kafka.admin import KafkaAdminClient
+
+from pipeline.paths import state_root
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +111,8 @@ class BrokerStatus:
 
 
 def default_state_dir() -> Path:
-    """``<repo root>/var/kafka``, the repo root being the parent of the ``pipeline`` package."""
-    return Path(__file__).resolve().parent.parent.parent / "var" / "kafka"
+    """``kafka/`` under the project's state folder (``PIPELINE_STATE_DIR``, else ``./var``)."""
+    return state_root() / "kafka"
 
 
 def kafka_jar_name(version: str = KAFKA_VERSION) -> str:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-import pipeline
 from pipeline import kafka_local
 from pipeline.kafka_local import (
     KAFKA_VERSION,
@@ -101,9 +100,14 @@ def test_mvn_command_copies_runtime_dependencies(tmp_path: Path) -> None:
     assert f"-DoutputDirectory={(tmp_path / 'libs').resolve()}" in cmd
 
 
-def test_default_state_dir_is_repo_var_kafka() -> None:
-    repo_root = Path(pipeline.__file__).resolve().parent.parent
-    assert default_state_dir() == repo_root / "var" / "kafka"
+def test_default_state_dir_is_var_kafka_under_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PIPELINE_STATE_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert default_state_dir() == tmp_path / "var" / "kafka"
+    monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path / "elsewhere"))
+    assert default_state_dir() == tmp_path / "elsewhere" / "kafka"
 
 
 # --------------------------------------------------------------------------- generated files
