@@ -52,11 +52,15 @@ def kafka_status() -> None:
 def worker() -> None:
     """Run the Faust worker with every stage; /metrics, /health, /ready on PIPELINE_WEB_PORT."""
     from pipeline.logs import configure_logging
-    from pipeline.worker import run_worker
+    from pipeline.worker import WorkerStartError, run_worker
 
     settings = load_settings()
     configure_logging(settings.log_level)  # model loading logs before Faust takes over
-    run_worker(settings)
+    try:
+        run_worker(settings)
+    except WorkerStartError as exc:
+        typer.echo(f"worker: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @cli.command()

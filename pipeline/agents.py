@@ -1,9 +1,10 @@
-"""Thin wiring: stream -> stage functions -> metrics -> next topic. No logic lives here.
+"""The two agents: raw articles -> analysis -> dedup topic -> verdict -> enriched topic.
 
-Delivery is at-least-once. Sends use ``force=True``: Faust would otherwise hold them back until
-the next offset commit (its "attachments"), adding up to a commit interval of latency. Nothing is
-lost by sending at once, because Faust flushes the producer before it commits an offset, and an
-event is acked only after everything it produced was handed to the producer.
+Thin wiring. The stages live in `analysis.py` and `dedup_memory.py`; the delivery protocol
+(outputs confirmed by the broker before offsets are acked, refused records to the DLQ) in
+`delivery.py`. Every input message ends as exactly one output record, analysed, enriched or
+dead-lettered. A failure outside the per-article error handling ends the worker (exit code
+`EXIT_UNACCOUNTED`) rather than restart an agent past unacked offsets.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections import deque
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ import faust
 
 from pipeline import metrics
 from pipeline.analysis import (
+    FaultInjection,
     IncomingMessage,
     Rejection,
     assemble_batch,
@@ -29,11 +31,19 @@ from pipeline.analysis import (
     tag_batch,
 )
 from pipeline.app import Topology, table_items_after
+from pipeline.dedup_memory import DedupMemory
+from pipeline.delivery import Delivery, DeliveryRefused, OrderedDelivery, Output, PromptCommit
 from pipeline.lag import register_lag_monitor
 from pipeline.ner_process import NerProcess
-from pipeline.records import AnalyzedArticle, DedupOut, dead_letter, to_json, utc_now
+from pipeline.records import (
+    AnalyzedArticle,
+    EnrichedArticle,
+    dead_letter,
+    dead_letter_key,
+    to_json,
+    utc_now,
+)
 from pipeline.settings import Settings
-from pipeline.stages.dedup import FirstSeen, SweepPosition, decode_signature, judge, sweep_step
 
 log = logging.getLogger("pipeline.agents")
 
@@ -42,74 +52,136 @@ T = TypeVar("T")
 # Two batches in flight keep the NER process busy: one is tagged while the next is prepared
 # (and the one before is assembled and sent). More would only add latency.
 BATCHES_IN_FLIGHT = 2
+# Dedup records whose delivery may be pending at once: sends are not serialised on round trips.
+DEDUP_RECORDS_IN_FLIGHT = 64
+# The worker's exit code when a message could not be accounted for (even the DLQ refused it,
+# or the protocol itself failed): its offsets stay uncommitted and its partitions move.
+EXIT_UNACCOUNTED = 70
+
+DEDUP, ENRICHED, DLQ = "dedup", "enriched", "dlq"
 
 
-def register_agents(topology: Topology, settings: Settings, ner: NerProcess) -> None:
+def register_agents(
+    topology: Topology, settings: Settings, ner: NerProcess, faults: FaultInjection
+) -> None:
     app = topology.app
     register_lag_monitor(app, settings.consumer_lag_interval_seconds)
-    retention = timedelta(days=settings.dedup_retention_days)
-    # One thread prepares and assembles batches, so the event loop keeps heartbeats and /metrics
-    # alive; another waits on the NER process, so a batch is prepared while the last is tagged.
-    stage_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stages")
-    ner_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ner")
+    topics = {DEDUP: topology.dedup_topic, ENRICHED: topology.enriched_topic, DLQ: topology.dlq_topic}
 
-    async def send_to_dlq(rejection: Rejection) -> None:
-        message = rejection.message
-        record = dead_letter(
-            error=rejection.error,
-            detail=rejection.detail,
-            stage=rejection.stage,
-            original=message.value,
-            key=message.key,
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-        )
-        await topology.dlq_topic.send(key=message.key, value=to_json(record), force=True)
-        metrics.DLQ_MESSAGES.labels(stage=rejection.stage, error=rejection.error).inc()
-        log.warning(
-            "message sent to the DLQ",
-            extra={
-                "error": rejection.error,
-                "stage": rejection.stage,
-                "topic": message.topic,
-                "partition": message.partition,
-                "offset": message.offset,
-            },
+    async def send(output: Output) -> Any:
+        return await topics[output.topic].send(key=output.key, value=output.value, force=True)
+
+    def rescue(refused: Output, error: str, detail: str) -> Output:
+        return dead_letter_output(
+            Rejection(refused.origin, error, detail, refused.stage), settings.max_record_bytes
         )
 
-    # Expired dedup keys are deleted inside the deduplicate agent, in an event's context: Faust
-    # sends a table delete to the changelog partition of the current event and refuses one made
-    # outside an event (faust/tables/base.py partition_for_key), so a timer cannot sweep. Events
-    # of the one-partition dedup topic put the tombstones on the tables' one changelog partition
-    # (standbys and restores see them), and only the worker holding that partition sweeps.
-    dedup_tables = {"fingerprints": topology.fingerprints, "near_index": topology.near_index}
-    sweep_positions = {name: SweepPosition() for name in dedup_tables}
+    delivery = Delivery(send, rescue, on_rescued=count_rescued)
+    commits = PromptCommit(lambda: app.consumer.commit())
+    analysis = BatchAnalysis(settings, ner, faults)
 
-    def sweep_dedup_tables() -> None:
-        for name, table in dedup_tables.items():
-            position = sweep_positions[name]
-            step = sweep_step(
-                table_items_after(table, position.after),
-                position,
-                now=utc_now(),
-                retention=retention,
-                budget=settings.dedup_sweep_batch,
-            )
-            for key in step.expired:
-                del table[key]
-            sweep_positions[name] = step.position
-            metrics.DEDUP_SWEPT_KEYS.labels(table=name).inc(len(step.expired))
-            if step.remembered is not None:
-                metrics.DEDUP_REMEMBERED_KEYS.labels(table=name).set(step.remembered)
+    def acker(stream: faust.StreamT) -> Callable[[Sequence[faust.EventT]], Any]:
+        async def ack(events: Sequence[faust.EventT]) -> None:
+            for event in events:
+                await stream.ack(event)
+            commits.request()
 
-    prepare = functools.partial(
-        prepare_batch,
-        max_message_bytes=settings.max_message_bytes,
-        max_text_chars=settings.max_text_chars,
+        return ack
+
+    @app.agent(topology.raw_topic, name="analyze")
+    async def analyze(stream: faust.StreamT) -> None:
+        batches: OrderedDelivery[faust.EventT] = OrderedDelivery(
+            delivery, acker(stream), BATCHES_IN_FLIGHT, on_delivered=count_delivered("analyze")
+        )
+        async with accounted_for(batches, "analyze"):
+            async for events in stream.noack_take(
+                settings.batch_size, settings.batch_window_seconds
+            ):
+                messages = [incoming(event) for event in events]
+                metrics.ARTICLES.labels(stage="analyze", outcome="in").inc(len(messages))
+                await batches.submit(events, analysis.outputs(messages))
+
+    memory = DedupMemory(
+        topology.fingerprints,
+        topology.near_index,
+        table_items_after,
+        timedelta(days=settings.dedup_retention_days),
+        settings.dedup_sweep_batch,
     )
 
-    async def run_stage(
+    @app.agent(topology.dedup_topic, name="deduplicate")
+    async def deduplicate(stream: faust.StreamT) -> None:
+        manual = stream.noack()
+        records: OrderedDelivery[faust.EventT] = OrderedDelivery(
+            delivery,
+            acker(manual),
+            DEDUP_RECORDS_IN_FLIGHT,
+            on_delivered=count_delivered("deduplicate"),
+        )
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time()
+        async with accounted_for(records, "deduplicate"):
+            # One event at a time: table writes and sweep deletes must happen inside an event
+            # (Faust sends them to the changelog partition of the current event).
+            async for event in manual.events():
+                if loop.time() >= next_sweep:
+                    next_sweep = loop.time() + settings.dedup_sweep_interval_seconds
+                    sweep(memory)
+                metrics.ARTICLES.labels(stage="deduplicate", outcome="in").inc()
+                message = incoming(event)
+                await records.submit([event], [verdict_output(message, memory, settings, faults)])
+
+
+class BatchAnalysis:
+    """The three analysis phases of a batch, each on its own thread so the event loop stays free:
+    prepare and assemble on the stage thread, NER on a thread that waits for the NER process
+    (a batch is prepared while the previous one is tagged)."""
+
+    def __init__(self, settings: Settings, ner: NerProcess, faults: FaultInjection) -> None:
+        self._settings = settings
+        self._ner = ner
+        self._faults = faults
+        self._stage_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stages")
+        self._ner_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ner")
+
+    async def outputs(self, messages: list[IncomingMessage]) -> list[Output]:
+        settings, faults = self._settings, self._faults
+        prepare = functools.partial(
+            prepare_batch,
+            max_message_bytes=settings.max_message_bytes,
+            max_text_chars=settings.max_text_chars,
+            faults=faults,
+        )
+        prepared = await self._run(self._stage_thread, "prepare", len(messages), prepare, messages)
+        tagged = await self._run(
+            self._ner_thread, "entities", len(prepared.ready), tag_batch, prepared, self._ner, faults
+        )
+        assemble = functools.partial(
+            assemble_batch, max_record_bytes=settings.max_record_bytes, faults=faults
+        )
+        outcome = await self._run(
+            self._stage_thread,
+            "assemble",
+            len(tagged.articles),
+            assemble,
+            tagged,
+            self._ner.languages,
+            self._ner.settings,
+        )
+        for reason, chars in outcome.skipped.items():
+            metrics.ENTITY_SKIPS.labels(reason=reason).inc(chars)
+        outputs = [
+            Output(DEDUP, analyzed.fingerprint.encode(), to_json(analyzed), message, "analyze")
+            for message, analyzed in outcome.analyzed
+        ]
+        outputs += [
+            dead_letter_output(rejection, settings.max_record_bytes)
+            for rejection in outcome.rejected
+        ]
+        return outputs
+
+    @staticmethod
+    async def _run(
         executor: ThreadPoolExecutor, stage: str, articles: int, fn: Callable[..., T], *args: Any
     ) -> T:
         result, seconds = await asyncio.get_running_loop().run_in_executor(
@@ -120,121 +192,131 @@ def register_agents(topology: Topology, settings: Settings, ner: NerProcess) -> 
             histogram.observe(seconds / articles)
         return result
 
-    async def analyze_events(
-        stream: faust.StreamT, events: Sequence[faust.EventT], previous: asyncio.Future[None] | None
-    ) -> None:
-        messages = [incoming(event) for event in events]
-        metrics.ARTICLES.labels(stage="analyze", outcome="in").inc(len(messages))
-        prepared = await run_stage(stage_executor, "prepare", len(messages), prepare, messages)
-        tagged = await run_stage(
-            ner_executor, "entities", len(prepared.ready), tag_batch, prepared, ner
-        )
-        outcome = await run_stage(
-            stage_executor,
-            "assemble",
-            len(tagged.articles),
-            assemble_batch,
-            tagged,
-            ner.languages,
-            ner.settings,
-        )
-        if previous is not None:
-            await previous  # records go out, and offsets are acked, in the order they came in
-        for reason, chars in outcome.skipped.items():
-            metrics.ENTITY_SKIPS.labels(reason=reason).inc(chars)
-        for rejection in outcome.rejected:
-            await send_to_dlq(rejection)
-        for _, analyzed in outcome.analyzed:
-            await topology.dedup_topic.send(
-                key=analyzed.fingerprint.encode(), value=to_json(analyzed), force=True
-            )
-        metrics.ARTICLES.labels(stage="analyze", outcome="out").inc(len(outcome.analyzed))
-        metrics.ARTICLES.labels(stage="analyze", outcome="dlq").inc(len(outcome.rejected))
-        # Only now may these offsets be committed: everything they produced is with the producer.
-        for event in events:
-            await stream.ack(event)
 
-    @app.agent(topology.raw_topic, name="analyze")
-    async def analyze(stream: faust.StreamT) -> None:
-        in_flight: deque[asyncio.Future[None]] = deque()
-        try:
-            async for events in stream.noack_take(
-                settings.batch_size, settings.batch_window_seconds
-            ):
-                while len(in_flight) >= BATCHES_IN_FLIGHT:
-                    await in_flight.popleft()  # a failed batch fails the agent here
-                previous = in_flight[-1] if in_flight else None
-                batch = asyncio.ensure_future(analyze_events(stream, events, previous))
-                batch.add_done_callback(report_failed_batch)
-                in_flight.append(batch)
-        finally:
-            for batch in in_flight:
-                batch.cancel()  # their events stay unacked: the next owner reads them again
+def verdict_output(
+    message: IncomingMessage, memory: DedupMemory, settings: Settings, faults: FaultInjection
+) -> Output:
+    """The enriched record of one analysed article, or its DLQ record."""
+    started = perf_counter()
+    try:
+        analyzed = AnalyzedArticle.model_validate_json(message.value or b"")
+    except ValueError as exc:
+        # Only this app writes the internal topic; a bad record here is a bug or a foreign
+        # producer, and it still must not vanish.
+        rejection = Rejection(message, "invalid_internal_record", str(exc)[:500], "deduplicate")
+        return dead_letter_output(rejection, settings.max_record_bytes)
+    try:
+        faults.check("deduplicate", analyzed.article.text)
+        article = analyzed.article.model_copy(update={"dedup": memory.judge(analyzed)})
+    except Exception as exc:  # noqa: BLE001 - this article alone goes to the DLQ
+        rejection = Rejection(
+            message, "stage_failed", f"{type(exc).__name__}: {exc}"[:500], "deduplicate"
+        )
+        return dead_letter_output(rejection, settings.max_record_bytes)
+    metrics.STAGE_SECONDS.labels(stage="deduplicate").observe(perf_counter() - started)
+    return Output(
+        ENRICHED,
+        analyzed.output_key.encode(),
+        to_json(article),
+        message,
+        "deduplicate",
+        record=article,
+    )
 
-    @app.agent(topology.dedup_topic, name="deduplicate")
-    async def deduplicate(stream: faust.StreamT) -> None:
-        loop = asyncio.get_running_loop()
-        next_sweep = loop.time()
-        async for event in stream.events():
-            if loop.time() >= next_sweep:
-                next_sweep = loop.time() + settings.dedup_sweep_interval_seconds
-                sweep_dedup_tables()
-            metrics.ARTICLES.labels(stage="deduplicate", outcome="in").inc()
-            try:
-                analyzed = AnalyzedArticle.model_validate_json(event.value)
-            except ValueError as exc:
-                # Only this app writes the internal topic; a bad record here is a bug or a
-                # foreign producer, and it still must not vanish.
-                await send_to_dlq(
-                    Rejection(incoming(event), "invalid_internal_record", str(exc)[:500], "dedup")
+
+def sweep(memory: DedupMemory) -> None:
+    for report in memory.sweep(utc_now()):
+        metrics.DEDUP_SWEPT_KEYS.labels(table=report.table).inc(report.swept)
+        if report.remembered is not None:
+            metrics.DEDUP_REMEMBERED_KEYS.labels(table=report.table).set(report.remembered)
+
+
+def dead_letter_output(rejection: Rejection, max_record_bytes: int) -> Output:
+    message = rejection.message
+    record = dead_letter(
+        error=rejection.error,
+        detail=rejection.detail,
+        stage=rejection.stage,
+        original=message.value,
+        key=message.key,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        max_bytes=max_record_bytes,
+    )
+    return Output(
+        DLQ, dead_letter_key(message.key), to_json(record), message, rejection.stage, rejection.error
+    )
+
+
+def count_delivered(stage: str) -> Callable[[Sequence[Output]], None]:
+    def count(outputs: Sequence[Output]) -> None:
+        for output in outputs:
+            if output.is_dead_letter:
+                metrics.ARTICLES.labels(stage=stage, outcome="dlq").inc()
+                metrics.DLQ_MESSAGES.labels(stage=output.stage, error=output.error).inc()
+                origin = output.origin
+                log.warning(
+                    "message sent to the DLQ",
+                    extra={
+                        "error": output.error,
+                        "stage": output.stage,
+                        "topic": origin.topic,
+                        "partition": origin.partition,
+                        "offset": origin.offset,
+                    },
                 )
-                metrics.ARTICLES.labels(stage="deduplicate", outcome="dlq").inc()
-                continue
-            started = asyncio.get_running_loop().time()
-            stored = topology.fingerprints.get(analyzed.fingerprint)
-            minhash = decode_signature(analyzed.signature) if analyzed.signature else ()
-            judgement = judge(
-                FirstSeen.from_record(stored) if stored else None,
-                minhash,
-                analyzed.band_keys,
-                topology.near_index,
-                analyzed.article.id,
-                now=utc_now(),
-                retention=retention,
-                eligible=analyzed.dedup_eligible,
-            )
-            if judgement.remember_exact is not None:
-                topology.fingerprints[analyzed.fingerprint] = judgement.remember_exact.to_record()
-            for key, record in judgement.index_writes.items():
-                topology.near_index[key] = record
-            verdict = judgement.verdict
-            article = analyzed.article.model_copy(
-                update={
-                    "dedup": DedupOut(
-                        status=verdict.status,  # type: ignore[arg-type]
-                        duplicate_of=verdict.duplicate_of,
-                        similarity=verdict.similarity,
-                    )
-                }
-            )
-            metrics.STAGE_SECONDS.labels(stage="deduplicate").observe(
-                asyncio.get_running_loop().time() - started
-            )
-            await topology.enriched_topic.send(
-                key=analyzed.output_key.encode(), value=to_json(article), force=True
-            )
-            record_output(article.language, article.quality, len(article.entities), verdict.status)
-            metrics.END_TO_END_SECONDS.observe((utc_now() - article.ingested_at).total_seconds())
+            else:
+                metrics.ARTICLES.labels(stage=stage, outcome="out").inc()
+                if output.topic == ENRICHED:
+                    record_output(output.record)
+
+    return count
 
 
-def record_output(language: str | None, quality: list[str], entities: int, status: str) -> None:
-    metrics.ARTICLES.labels(stage="deduplicate", outcome="out").inc()
-    metrics.LANGUAGES.labels(language=language or "und").inc()
-    metrics.ENTITIES_PER_ARTICLE.observe(entities)
-    for flag in quality:
+def count_rescued(refused: Output, stand_in: Output) -> None:
+    metrics.DELIVERY_REFUSED.labels(topic=refused.topic, error=stand_in.error).inc()
+
+
+def record_output(article: EnrichedArticle) -> None:
+    metrics.LANGUAGES.labels(language=article.language or "und").inc()
+    metrics.ENTITIES_PER_ARTICLE.observe(len(article.entities))
+    for flag in article.quality:
         metrics.QUALITY_FLAGS.labels(flag=flag).inc()
-    if status != "unique":
-        metrics.DUPLICATES.labels(kind=status).inc()
+    if article.dedup.status != "unique":
+        metrics.DUPLICATES.labels(kind=article.dedup.status).inc()
+    metrics.END_TO_END_SECONDS.observe((utc_now() - article.ingested_at).total_seconds())
+
+
+class accounted_for:
+    """Around an agent's loop: in-flight batches are cancelled when the agent stops (their
+    events stay unacked and are read again); any other failure ends the worker at once, so no
+    restarted agent can read past offsets that were never accounted for."""
+
+    def __init__(self, batches: OrderedDelivery[Any], agent: str) -> None:
+        self._batches = batches
+        self._agent = agent
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
+        if exc is None:
+            await self._batches.drain()
+            return False
+        self._batches.cancel()
+        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            return False
+        log.critical(
+            "a message could not be accounted for; the worker stops without committing past it",
+            extra={"agent": self._agent, "refused": isinstance(exc, DeliveryRefused)},
+            exc_info=exc,
+        )
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(EXIT_UNACCOUNTED)
 
 
 def incoming(event: faust.EventT) -> IncomingMessage:
@@ -247,16 +329,6 @@ def incoming(event: faust.EventT) -> IncomingMessage:
         offset=message.offset,
         timestamp=datetime.fromtimestamp(message.timestamp, tz=UTC),
     )
-
-
-def report_failed_batch(batch: asyncio.Future[None]) -> None:
-    """Log a batch's failure when it happens, not when the agent next awaits it."""
-    if not batch.cancelled() and batch.exception() is not None:
-        log.error(
-            "an analyze batch failed: its offsets stay uncommitted and are read again after a "
-            "restart or rebalance",
-            exc_info=batch.exception(),
-        )
 
 
 def timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from pipeline.records import (
+    MAX_KEY_BYTES,
     AnalyzedArticle,
     DedupOut,
     EnrichedArticle,
@@ -24,6 +25,7 @@ from pipeline.records import (
     RawArticle,
     SegmentOut,
     parse_raw_article,
+    to_json,
 )
 from pipeline.stages.clean import CleanedArticle, clean_html, clean_text
 from pipeline.stages.dedup import band_keys, encode_signature, fingerprint, signature
@@ -32,6 +34,34 @@ from pipeline.stages.language import LanguageProfile, Segment, detect_languages
 
 # Flags that make an article unfit to be anyone's original or duplicate.
 NOT_DEDUPLICATED = frozenset({"not_an_article", "empty"})
+
+
+class StageTimeout(RuntimeError):
+    """A stage gave no answer within its time limit (and was stopped)."""
+
+
+class InjectedFault(RuntimeError):
+    """Raised on purpose by FaultInjection (tests of the failure paths)."""
+
+
+@dataclass(frozen=True)
+class FaultInjection:
+    """Test-only: a phase raises for an article whose text contains the phase's marker.
+
+    Set through PIPELINE_TEST_FAULTS (JSON, phase -> marker) so the failure paths of a real
+    worker on a real broker can be exercised without mocks; empty in production.
+    Phases: prepare, tag, assemble, deduplicate.
+    """
+
+    markers: Mapping[str, str] = field(default_factory=dict)
+
+    def check(self, phase: str, text: str) -> None:
+        marker = self.markers.get(phase)
+        if marker and marker in text:
+            raise InjectedFault(f"fault injected in {phase}")
+
+
+NO_FAULTS = FaultInjection()
 
 
 @dataclass(frozen=True)
@@ -53,6 +83,10 @@ def prepare(
     max_text_chars: int,
 ) -> PreparedArticle:
     """Parse, clean and language-tag one raw message; raise InvalidInput for the DLQ."""
+    if key is not None and len(key) > MAX_KEY_BYTES:
+        raise InvalidInput(
+            "invalid_key", f"the message key has {len(key)} bytes, more than {MAX_KEY_BYTES}"
+        )
     if len(payload) > max_message_bytes:
         raise InvalidInput(
             "message_too_large",
@@ -163,13 +197,18 @@ class BatchOutcome:
 
 
 def prepare_batch(
-    messages: Sequence[IncomingMessage], *, max_message_bytes: int, max_text_chars: int
+    messages: Sequence[IncomingMessage],
+    *,
+    max_message_bytes: int,
+    max_text_chars: int,
+    faults: FaultInjection = NO_FAULTS,
 ) -> PreparedBatch:
     """Parse, clean and language-tag each message; the unfit ones are rejected for the DLQ."""
     ready: list[tuple[IncomingMessage, PreparedArticle]] = []
     rejected: list[Rejection] = []
     for message in messages:
         try:
+            faults.check("prepare", (message.value or b"").decode("utf-8", "replace"))
             prepared = prepare(
                 message.value or b"",
                 message.key,
@@ -179,25 +218,31 @@ def prepare_batch(
             )
         except InvalidInput as exc:
             rejected.append(Rejection(message, exc.code, exc.detail, "parse"))
+        except StageTimeout as exc:
+            rejected.append(Rejection(message, "stage_timeout", str(exc), "clean"))
         except Exception as exc:  # noqa: BLE001 - a stage bug must not kill the worker: DLQ it
-            rejected.append(Rejection(message, "stage_failed", _describe(exc), "clean"))
+            rejected.append(Rejection(message, "stage_failed", _describe(exc), "prepare"))
         else:
             ready.append((message, prepared))
     return PreparedBatch(ready, rejected)
 
 
-def tag_batch(batch: PreparedBatch, tagger: Tagger) -> TaggedArticles:
+def tag_batch(
+    batch: PreparedBatch, tagger: Tagger, faults: FaultInjection = NO_FAULTS
+) -> TaggedArticles:
     """The models' mentions in every prepared article, the batch in one call.
 
-    A failed call is retried article by article, so one poison article goes to the DLQ
-    without taking its batch-mates with it.
+    A failed or timed-out call is retried article by article, so one poison article goes to
+    the DLQ without taking its batch-mates with it.
     """
     if not batch.ready:
         return TaggedArticles([], list(batch.rejected), {})
     try:
+        for _, prepared in batch.ready:
+            faults.check("tag", prepared.cleaned.text)
         tagged = tagger.tag([_ner_input(p) for _, p in batch.ready])
     except Exception:  # noqa: BLE001 - isolate the failing article, one by one
-        return _tag_one_by_one(batch, tagger)
+        return _tag_one_by_one(batch, tagger, faults)
     articles = [
         (message, prepared, mentions)
         for (message, prepared), mentions in zip(batch.ready, tagged.mentions, strict=True)
@@ -205,13 +250,19 @@ def tag_batch(batch: PreparedBatch, tagger: Tagger) -> TaggedArticles:
     return TaggedArticles(articles, list(batch.rejected), dict(tagged.skipped))
 
 
-def _tag_one_by_one(batch: PreparedBatch, tagger: Tagger) -> TaggedArticles:
+def _tag_one_by_one(
+    batch: PreparedBatch, tagger: Tagger, faults: FaultInjection
+) -> TaggedArticles:
     articles: list[tuple[IncomingMessage, PreparedArticle, list[Mention]]] = []
     rejected = list(batch.rejected)
     skipped: Counter[str] = Counter()
     for message, prepared in batch.ready:
         try:
+            faults.check("tag", prepared.cleaned.text)
             tagged = tagger.tag([_ner_input(prepared)])
+        except StageTimeout as exc:
+            rejected.append(Rejection(message, "stage_timeout", str(exc), "entities"))
+            continue
         except Exception as exc:  # noqa: BLE001 - this article alone goes to the DLQ
             rejected.append(Rejection(message, "stage_failed", _describe(exc), "entities"))
             continue
@@ -225,20 +276,70 @@ def _ner_input(prepared: PreparedArticle) -> tuple[str, Sequence[Segment]]:
 
 
 def assemble_batch(
-    batch: TaggedArticles, languages: Iterable[str], settings: EntitySettings
+    batch: TaggedArticles,
+    languages: Iterable[str],
+    settings: EntitySettings,
+    *,
+    max_record_bytes: int,
+    faults: FaultInjection = NO_FAULTS,
 ) -> BatchOutcome:
-    """Refined entities, output records, fingerprints and MinHash signatures of tagged articles."""
-    refined = refine_tagged(
-        [_ner_input(prepared) for _, prepared, _ in batch.articles],
-        TaggedBatch([mentions for _, _, mentions in batch.articles]),
-        languages,
-        settings,
-    )
-    analyzed = [
-        (message, assemble(prepared, [EntityOut(**vars(e)) for e in entities]))
-        for (message, prepared, _), entities in zip(batch.articles, refined.entities, strict=True)
-    ]
-    return BatchOutcome(analyzed, batch.rejected, batch.skipped)
+    """Refined entities, output records, fingerprints and MinHash signatures of tagged articles.
+
+    Each article is assembled on its own: one that fails goes to the DLQ (stage "assemble")
+    and its batch-mates go on.
+    """
+    analyzed: list[tuple[IncomingMessage, AnalyzedArticle]] = []
+    rejected = list(batch.rejected)
+    for message, prepared, mentions in batch.articles:
+        try:
+            faults.check("assemble", prepared.cleaned.text)
+            refined = refine_tagged(
+                [_ner_input(prepared)], TaggedBatch([mentions]), languages, settings
+            )
+            entities = [EntityOut(**vars(e)) for e in refined.entities[0]]
+            record = fit_record(assemble(prepared, entities), max_record_bytes)
+        except InvalidInput as exc:
+            rejected.append(Rejection(message, exc.code, exc.detail, "assemble"))
+        except Exception as exc:  # noqa: BLE001 - this article alone goes to the DLQ
+            rejected.append(Rejection(message, "stage_failed", _describe(exc), "assemble"))
+        else:
+            analyzed.append((message, record))
+    return BatchOutcome(analyzed, rejected, batch.skipped)
+
+
+def fit_record(analyzed: AnalyzedArticle, max_bytes: int) -> AnalyzedArticle:
+    """The record itself when it fits in max_bytes of JSON; else with as many of its entities
+    (in text order) as fit, flagged "entities_truncated"; InvalidInput when even none fit.
+
+    The enriched record is this one less its MinHash fields, so it fits too.
+    """
+    if len(to_json(analyzed)) <= max_bytes:
+        return analyzed
+    entities = analyzed.article.entities
+
+    def with_entities(count: int) -> AnalyzedArticle:
+        article = analyzed.article.model_copy(
+            update={
+                "entities": entities[:count],
+                "quality": [*analyzed.article.quality, "entities_truncated"],
+            }
+        )
+        return analyzed.model_copy(update={"article": article})
+
+    if len(to_json(with_entities(0))) > max_bytes:
+        raise InvalidInput(
+            "output_too_large",
+            f"the enriched record is over {max_bytes} bytes even without entities "
+            f"({len(analyzed.article.text)} characters, {len(analyzed.article.segments)} segments)",
+        )
+    fits, too_many = 0, len(entities)  # binary search: with_entities(fits) fits
+    while too_many - fits > 1:
+        middle = (fits + too_many) // 2
+        if len(to_json(with_entities(middle))) <= max_bytes:
+            fits = middle
+        else:
+            too_many = middle
+    return with_entities(fits)
 
 
 def process_batch(
@@ -247,12 +348,18 @@ def process_batch(
     *,
     max_message_bytes: int,
     max_text_chars: int,
+    max_record_bytes: int,
 ) -> BatchOutcome:
     """The whole analysis of a batch in one call; each message ends analysed or rejected."""
     prepared = prepare_batch(
         messages, max_message_bytes=max_message_bytes, max_text_chars=max_text_chars
     )
-    return assemble_batch(tag_batch(prepared, tagger), tagger.languages, tagger.settings)
+    return assemble_batch(
+        tag_batch(prepared, tagger),
+        tagger.languages,
+        tagger.settings,
+        max_record_bytes=max_record_bytes,
+    )
 
 
 def _describe(exc: Exception) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -33,21 +34,24 @@ def broker_urls(bootstrap_servers: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server]
 
 
-def create_app(settings: Settings) -> Topology:
+def create_app(settings: Settings, state_dir: Path) -> Topology:
+    """The app, its topics and tables; table state (RocksDB) under ``state_dir``, which one
+    worker process at a time may use (pipeline.worker.claim_slot)."""
     app = faust.App(
         settings.app_id,
         broker=broker_urls(settings.kafka_bootstrap_servers),
         # SASL (PLAIN/SCRAM) and TLS from PIPELINE_KAFKA_*; None for PLAINTEXT.
         broker_credentials=faust_credentials(settings),
         store=settings.table_store,
-        datadir=str(settings.state_dir / "worker" / settings.app_id),
+        datadir=str(state_dir),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
-        # Enriched records carry the text plus annotations: allow them past the 1 MB default.
-        producer_max_request_size=4 * settings.max_message_bytes,
+        # Every record the worker writes is at most max_record_bytes (README, "Limits").
+        producer_max_request_size=settings.output_topic_max_bytes,
+        consumer_max_fetch_size=max(settings.output_topic_max_bytes, 4 * 1024 * 1024),
         producer_acks=-1,
         broker_session_timeout=settings.broker_session_timeout_seconds,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_seconds,
@@ -62,6 +66,8 @@ def create_app(settings: Settings) -> Topology:
             value_serializer="raw",
             internal=partitions is not None,
             partitions=partitions,
+            # Applied when Faust creates the (internal) topic; kafka_io creates the public ones.
+            config={"max.message.bytes": str(settings.output_topic_max_bytes)},
         )
 
     # Dedup memory lives on ONE partition, so every copy of a story — exact or near, whatever

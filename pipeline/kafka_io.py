@@ -38,7 +38,7 @@ def produce(settings: Settings, topic: str, records: Sequence[RawRecord], progre
     producer = KafkaProducer(
         **client_options(settings),
         acks="all",
-        max_request_size=settings.max_message_bytes + 64_000,
+        max_request_size=settings.raw_topic_max_bytes,
         linger_ms=5,
     )
     try:
@@ -65,6 +65,7 @@ def consume(
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
         consumer_timeout_ms=int(timeout * 1000),
+        max_partition_fetch_bytes=settings.output_topic_max_bytes,
     )
     try:
         for seen, message in enumerate(consumer, start=1):
@@ -75,18 +76,29 @@ def consume(
         consumer.close()
 
 
+def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """The public topics and the configs they are created with: limits that match the worker's."""
+    raw = {"max.message.bytes": str(settings.raw_topic_max_bytes)}
+    written = {"max.message.bytes": str(settings.output_topic_max_bytes)}
+    return {settings.topic_raw: raw, settings.topic_enriched: written, settings.topic_dlq: written}
+
+
 def ensure_topics(settings: Settings) -> list[str]:
     """Create the public topics with the configured partitions; return those it created."""
     require_access(settings)
     admin = KafkaAdminClient(**client_options(settings))
     try:
         existing = set(admin.list_topics())
-        wanted = [settings.topic_raw, settings.topic_enriched, settings.topic_dlq]
+        wanted = topic_configs(settings)
         missing = [name for name in wanted if name not in existing]
         if missing:
             admin.create_topics(
                 {
-                    name: {"num_partitions": settings.topic_partitions, "replication_factor": 1}
+                    name: {
+                        "num_partitions": settings.topic_partitions,
+                        "replication_factor": 1,
+                        "configs": wanted[name],
+                    }
                     for name in missing
                 },
                 raise_errors=False,  # another worker may create them at the same moment

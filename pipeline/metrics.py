@@ -17,6 +17,12 @@ DLQ_MESSAGES = Counter(
     "Messages sent to the dead-letter topic, by stage and error code.",
     ["stage", "error"],
 )
+DELIVERY_REFUSED = Counter(
+    "pipeline_delivery_refused",
+    "Records the broker refused, each replaced by a DLQ record (error: output_too_large or "
+    "delivery_failed).",
+    ["topic", "error"],
+)
 DUPLICATES = Counter(
     "pipeline_duplicates",
     "Articles judged duplicates, by kind (exact_duplicate, near_duplicate).",

@@ -9,7 +9,9 @@ Hand-written over `concurrent.futures.ProcessPoolExecutor` because its worker pr
 ends of its call queue, so it outlives a SIGKILLed worker (400 MB of models left behind). Here
 the child holds only its end of a pipe: when the worker dies, the child reads EOF and exits.
 A child that dies mid-call (OOM killer, a crash in native code) fails that call and is respawned
-on the next one, which waits until the new child has loaded its models.
+on the next one, which waits until the new child has loaded its models. A child that gives no
+answer within the time limit (a hang, a pathological text) is killed the same way, so a
+partition never waits on it for longer than that.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
+from pipeline.analysis import StageTimeout
 from pipeline.stages.entities import (
     DEFAULT_ENTITY_SETTINGS,
     EntityRecognizer,
@@ -52,10 +55,14 @@ class NerProcess:
     """
 
     def __init__(
-        self, models: Mapping[str, str], settings: EntitySettings = DEFAULT_ENTITY_SETTINGS
+        self,
+        models: Mapping[str, str],
+        settings: EntitySettings = DEFAULT_ENTITY_SETTINGS,
+        timeout_seconds: float | None = None,
     ) -> None:
         self._models = dict(models)
         self._settings = settings
+        self._timeout = timeout_seconds
         self._lock = threading.Lock()
         self._process: Any = None
         self._conn: Connection | None = None
@@ -81,16 +88,37 @@ class NerProcess:
                 self._spawn()
 
     def tag(self, articles: Sequence[tuple[str, Sequence[Segment]]]) -> TaggedBatch:
+        """The models' mentions; StageTimeout when the child gave no answer in time (it is
+        killed then, and respawned on the next call)."""
         with self._lock:
             if self._conn is None:
                 self._respawn()
             assert self._conn is not None
+            # The watchdog kills a child that hangs, which ends a send blocked on a full pipe
+            # as well as a recv waiting for an answer.
+            fired = threading.Event()
+            watchdog = (
+                threading.Timer(self._timeout, _kill, (self._process, fired))
+                if self._timeout
+                else None
+            )
+            if watchdog is not None:
+                watchdog.daemon = True
+                watchdog.start()
             try:
                 self._conn.send(list(articles))
                 status, payload = self._conn.recv()
             except (EOFError, OSError) as exc:
-                code = self._reap()
+                timed_out = fired.is_set()
+                code = self._reap(timed_out)
+                if timed_out:
+                    raise StageTimeout(
+                        f"NER gave no answer in {self._timeout:g} s: its process was stopped"
+                    ) from exc
                 raise NerProcessError(f"the NER process died (exit code {code})") from exc
+            finally:
+                if watchdog is not None:
+                    watchdog.cancel()
         if status == "error":
             raise NerProcessError(payload)
         tagged: TaggedBatch = payload
@@ -155,7 +183,7 @@ class NerProcess:
                 time.sleep(delay)
                 delay = min(2 * delay, RESPAWN_MAX_DELAY_SECONDS)
 
-    def _reap(self) -> int | None:
+    def _reap(self, timed_out: bool = False) -> int | None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -165,9 +193,17 @@ class NerProcess:
             code = self._process.exitcode
             self._process = None
         log.error(
-            "the NER process died; it is respawned on the next batch", extra={"exit_code": code}
+            "the NER process was stopped after its time limit; it is respawned on the next batch"
+            if timed_out
+            else "the NER process died; it is respawned on the next batch",
+            extra={"exit_code": code, "timeout_seconds": self._timeout if timed_out else None},
         )
         return code
+
+
+def _kill(process: Any, fired: threading.Event) -> None:
+    fired.set()
+    process.kill()
 
 
 def _serve(conn: Connection, models: Mapping[str, str], settings: EntitySettings) -> None:

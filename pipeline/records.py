@@ -153,11 +153,23 @@ class DeadLetter(BaseModel):
     stage: str
     original: str
     original_encoding: Literal["utf-8", "base64"]
+    original_size: int  # bytes of the whole original message
+    original_sha256: str  # of the whole original, so a cut one can still be matched
+    original_truncated: bool = False  # original holds its first DLQ_ORIGINAL_CUT_BYTES only
     key: str | None
     topic: str | None
     partition: int | None
     offset: int | None
     failed_at: datetime
+
+
+# Keys longer than this are refused (error invalid_key): no sane article id is that long, and
+# every record's key must fit the topics' overhead allowance (settings.RECORD_OVERHEAD_BYTES).
+MAX_KEY_BYTES = 1024
+
+# A DLQ record whose whole original would not fit keeps this many of its first bytes: even
+# escaped at 6 JSON bytes a byte (control characters) it stays far below any record limit.
+DLQ_ORIGINAL_CUT_BYTES = 65_536
 
 
 def dead_letter(
@@ -170,34 +182,61 @@ def dead_letter(
     topic: str | None,
     partition: int | None,
     offset: int | None,
+    max_bytes: int | None = None,
 ) -> DeadLetter:
-    """Build a DLQ record keeping the original bytes: as text when UTF-8, else base64."""
+    """Build a DLQ record keeping the original bytes: as text when UTF-8, else base64.
+
+    With ``max_bytes``, a record that would be larger (base64 and JSON escaping can double an
+    original, or more) keeps only the original's first DLQ_ORIGINAL_CUT_BYTES, marked truncated;
+    its full size and SHA-256 are always there.
+    """
     raw = original or b""
-    try:
-        text, encoding = raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        text, encoding = base64.b64encode(raw).decode("ascii"), "base64"
-    return DeadLetter(
+    record = DeadLetter(
         error=error,
-        detail=detail,
+        detail=detail[:2000],
         stage=stage,
-        original=text,
-        original_encoding=encoding,  # type: ignore[arg-type]
+        **_original_fields(raw),
+        original_size=len(raw),
+        original_sha256=hashlib.sha256(raw).hexdigest(),
         key=_key_text(key),
         topic=topic,
         partition=partition,
         offset=offset,
         failed_at=utc_now(),
     )
+    if max_bytes is not None and len(to_json(record)) > max_bytes:
+        cut = raw[:DLQ_ORIGINAL_CUT_BYTES]
+        record = record.model_copy(
+            update={**_original_fields(cut, was_cut=True), "original_truncated": True}
+        )
+    return record
+
+
+def _original_fields(raw: bytes, was_cut: bool = False) -> dict[str, str]:
+    try:
+        return {"original": raw.decode("utf-8"), "original_encoding": "utf-8"}
+    except UnicodeDecodeError as exc:
+        if was_cut and exc.reason == "unexpected end of data":
+            # A cut through a multi-byte character: keep the text up to it.
+            return {"original": raw[: exc.start].decode("utf-8"), "original_encoding": "utf-8"}
+        return {"original": base64.b64encode(raw).decode("ascii"), "original_encoding": "base64"}
 
 
 def _key_text(key: bytes | None) -> str | None:
     if key is None:
         return None
+    key = key[:MAX_KEY_BYTES]
     try:
         return key.decode("utf-8")
     except UnicodeDecodeError:
         return base64.b64encode(key).decode("ascii")
+
+
+def dead_letter_key(key: bytes | None) -> bytes | None:
+    """The DLQ record's Kafka key: the input's, or its SHA-256 when it is over MAX_KEY_BYTES."""
+    if key is not None and len(key) > MAX_KEY_BYTES:
+        return hashlib.sha256(key).hexdigest().encode()
+    return key
 
 
 def utc_now() -> datetime:

