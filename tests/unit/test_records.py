@@ -107,7 +107,7 @@ def test_a_cut_through_a_multibyte_character_stays_text():
     original = ("a" + "é" * DLQ_ORIGINAL_CUT_BYTES).encode()  # the cut falls inside an é
     record = dead_letter(
         error="invalid_json", detail="d", stage="parse", original=original,
-        key=None, topic="t", partition=0, offset=0, max_bytes=200_000,
+        key=None, topic="t", partition=0, offset=0, max_bytes=100_000,
     )
     assert record.original_truncated and record.original_encoding == "utf-8"
     assert record.original == "a" + "é" * (DLQ_ORIGINAL_CUT_BYTES // 2 - 1)
