@@ -1,5 +1,6 @@
 """The analysis phases chained: every message ends analysed or rejected, a poison article alone."""
 
+import itertools
 import re
 from datetime import UTC, datetime
 
@@ -241,7 +242,7 @@ def test_blocks_cover_the_text_at_line_ends_and_never_split_a_mention():
     text, mentions = results_table(50)
     blocks = mention_blocks(text, mentions, 7)
     assert blocks[0][0] == 0 and blocks[-1][1] == len(text)
-    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(blocks))
     assert all(text[end - 1] == "\n" for _, end in blocks[:-1])
     for m in mentions:
         assert sum(start <= m.start and m.end <= end for start, end in blocks) == 1
