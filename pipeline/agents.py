@@ -31,6 +31,7 @@ from pipeline.analysis import (
     tag_batch,
 )
 from pipeline.app import Topology, table_items_after
+from pipeline.cleaning_process import HtmlCleaningProcess
 from pipeline.dedup_memory import DedupMemory
 from pipeline.delivery import Delivery, DeliveryRefused, OrderedDelivery, Output, PromptCommit
 from pipeline.lag import register_lag_monitor
@@ -62,7 +63,11 @@ DEDUP, ENRICHED, DLQ = "dedup", "enriched", "dlq"
 
 
 def register_agents(
-    topology: Topology, settings: Settings, ner: NerProcess, faults: FaultInjection
+    topology: Topology,
+    settings: Settings,
+    ner: NerProcess,
+    cleaner: HtmlCleaningProcess,
+    faults: FaultInjection,
 ) -> None:
     app = topology.app
     register_lag_monitor(app, settings.consumer_lag_interval_seconds)
@@ -78,7 +83,7 @@ def register_agents(
 
     delivery = Delivery(send, rescue, on_rescued=count_rescued)
     commits = PromptCommit(lambda: app.consumer.commit())
-    analysis = BatchAnalysis(settings, ner, faults)
+    analysis = BatchAnalysis(settings, ner, cleaner, faults)
 
     def acker(stream: faust.StreamT) -> Callable[[Sequence[faust.EventT]], Any]:
         async def ack(events: Sequence[faust.EventT]) -> None:
@@ -137,9 +142,16 @@ class BatchAnalysis:
     prepare and assemble on the stage thread, NER on a thread that waits for the NER process
     (a batch is prepared while the previous one is tagged)."""
 
-    def __init__(self, settings: Settings, ner: NerProcess, faults: FaultInjection) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ner: NerProcess,
+        cleaner: HtmlCleaningProcess,
+        faults: FaultInjection,
+    ) -> None:
         self._settings = settings
         self._ner = ner
+        self._cleaner = cleaner
         self._faults = faults
         self._stage_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stages")
         self._ner_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ner")
@@ -151,6 +163,7 @@ class BatchAnalysis:
             max_message_bytes=settings.max_message_bytes,
             max_text_chars=settings.max_text_chars,
             faults=faults,
+            html_cleaner=self._cleaner.clean_html,
         )
         prepared = await self._run(self._stage_thread, "prepare", len(messages), prepare, messages)
         tagged = await self._run(

@@ -81,6 +81,14 @@ class PreparedArticle:
     ingested_at: datetime
 
 
+class HtmlCleaner(Protocol):
+    """`pipeline.stages.clean.clean_html`, or the worker's `HtmlCleaningProcess.clean_html`."""
+
+    def __call__(
+        self, html: str, url: str | None, title: str | None, *, max_chars: int
+    ) -> CleanedArticle: ...
+
+
 def prepare(
     payload: bytes,
     key: bytes | None,
@@ -88,6 +96,7 @@ def prepare(
     *,
     max_message_bytes: int,
     max_text_chars: int,
+    html_cleaner: HtmlCleaner = clean_html,
 ) -> PreparedArticle:
     """Parse, clean and language-tag one raw message; raise InvalidInput for the DLQ."""
     if key is not None and len(key) > MAX_KEY_BYTES:
@@ -104,7 +113,7 @@ def prepare(
         cleaned = clean_text(raw.text, raw.title, max_chars=max_text_chars)
     else:
         assert raw.html is not None  # guaranteed by RawArticle validation
-        cleaned = clean_html(raw.html, raw.url, raw.title, max_chars=max_text_chars)
+        cleaned = html_cleaner(raw.html, raw.url, raw.title, max_chars=max_text_chars)
     article_id = raw.derived_id()
     return PreparedArticle(
         raw=raw,
@@ -209,6 +218,7 @@ def prepare_batch(
     max_message_bytes: int,
     max_text_chars: int,
     faults: FaultInjection = NO_FAULTS,
+    html_cleaner: HtmlCleaner = clean_html,
 ) -> PreparedBatch:
     """Parse, clean and language-tag each message; the unfit ones are rejected for the DLQ."""
     ready: list[tuple[IncomingMessage, PreparedArticle]] = []
@@ -222,6 +232,7 @@ def prepare_batch(
                 message.timestamp,
                 max_message_bytes=max_message_bytes,
                 max_text_chars=max_text_chars,
+                html_cleaner=html_cleaner,
             )
         except InvalidInput as exc:
             rejected.append(Rejection(message, exc.code, exc.detail, "parse"))

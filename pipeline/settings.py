@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     ner_timeout_seconds: float = Field(30.0, gt=0)
     ner_min_chars_per_second: float = Field(2_000.0, gt=0)
 
+    # HTML extraction of one page taking longer than this (pathological markup) is stopped and
+    # the page goes to the DLQ (stage_timeout); real pages take tens of milliseconds.
+    clean_timeout_seconds: float = Field(20.0, gt=0)
+
     # Test-only fault injection (phase -> marker; see analysis.FaultInjection). Empty in use.
     test_faults: dict[str, str] = {}
 

@@ -23,6 +23,7 @@ from pipeline import metrics
 from pipeline.agents import register_agents
 from pipeline.analysis import FaultInjection
 from pipeline.app import Topology, create_app
+from pipeline.cleaning_process import HtmlCleaningProcess
 from pipeline.kafka_io import ensure_topics
 from pipeline.logs import logging_config
 from pipeline.ner_process import NerProcess
@@ -82,10 +83,14 @@ def web_port_for(settings: Settings, slot: Slot) -> int:
 
 
 def build(
-    settings: Settings, state_dir: Path, ner: NerProcess, faults: FaultInjection
+    settings: Settings,
+    state_dir: Path,
+    ner: NerProcess,
+    cleaner: HtmlCleaningProcess,
+    faults: FaultInjection,
 ) -> Topology:
     topology = create_app(settings, state_dir)
-    register_agents(topology, settings, ner, faults)
+    register_agents(topology, settings, ner, cleaner, faults)
     app = topology.app
 
     @app.page("/health")
@@ -124,7 +129,10 @@ def run_worker(settings: Settings) -> None:
     ner.start()  # models load before joining the group: a load must not stall a rebalance
     for lang, seconds in ner.load_seconds.items():
         metrics.MODEL_LOAD_SECONDS.labels(language=lang).set(seconds)
-    topology = build(settings, slot.state_dir, ner, FaultInjection(settings.test_faults))
+    cleaner = HtmlCleaningProcess(settings.clean_timeout_seconds)
+    cleaner.start()
+    faults = FaultInjection(settings.test_faults)
+    topology = build(settings, slot.state_dir, ner, cleaner, faults)
     worker = faust.Worker(
         topology.app,
         loglevel=settings.log_level,

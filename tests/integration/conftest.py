@@ -88,14 +88,22 @@ class PipelineRun:
             check=False,
         )
 
-    def start_worker(self, timeout: float = 180.0, slot: int | None = None) -> int:
-        """Start a worker process; each slot has its own state dir (RocksDB) and log."""
+    def start_worker(
+        self, timeout: float = 180.0, slot: int | None = None, port: int | None = None
+    ) -> int:
+        """Start a worker process; each slot has its own state dir (RocksDB) and log.
+
+        With ``port``, the worker gets exactly the settings of the others started with it
+        (same state dir, same PIPELINE_WEB_PORT), as a person starting N workers on one host
+        would; the port it serves on is read from its log.
+        """
         slot = len(self.workers) if slot is None else slot
-        port = free_port()
-        log = (self.workdir / f"worker-{slot}.log").open("ab")
+        env = self.env(port, 0) if port is not None else self.env(port := free_port(), slot)
+        log_path = self.workdir / f"worker-{len(self.workers)}.log"
+        log = log_path.open("ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "worker"],
-            env=self.env(port, slot),
+            env=env,
             stdout=log,
             stderr=log,
             cwd=REPO_ROOT,
@@ -106,8 +114,10 @@ class PipelineRun:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise AssertionError(f"worker exited early:\n{self.log_tail()}")
-            if self.http_get(port, "/ready")[0] == 200:
-                return port
+            served = served_port(log_path)
+            if served is not None and self.http_get(served, "/ready")[0] == 200:
+                self.ports[-1] = served
+                return served
             time.sleep(0.5)
         raise AssertionError(f"worker not ready after {timeout} s:\n{self.log_tail()}")
 
@@ -188,6 +198,14 @@ class PipelineRun:
         raise AssertionError(
             f"timed out on {topic} with {len(records)} record(s):\n{self.log_tail()}"
         )
+
+
+def served_port(log_path: Path) -> int | None:
+    """The web port a worker logged when it claimed its slot."""
+    for line in log_path.read_text(errors="replace").splitlines():
+        if '"worker slot claimed"' in line:
+            return int(orjson.loads(line)["web_port"])
+    return None
 
 
 @pytest.fixture(scope="module")

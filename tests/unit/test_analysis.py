@@ -259,3 +259,27 @@ def test_a_many_line_article_is_refined_in_blocks_with_entities_in_place(recogni
     assert {(e.start, e.end, e.label) for e in entities} == {
         (m.start, m.end, m.label) for m in mentions
     }
+
+
+def test_pathological_html_is_stopped_at_the_time_limit_and_the_next_page_cleaned():
+    from pipeline.cleaning_process import HtmlCleaningProcess
+
+    cleaner = HtmlCleaningProcess(time_limit=1.0)
+    cleaner.start()
+    try:
+        slow = orjson.dumps({"id": "slow", "html": "<p>" + "<b>x</b>" * 100_000})
+        page = orjson.dumps(
+            {"id": "page", "html": f"<html><body><article><p>{STORY}</p></article></body></html>"}
+        )
+        first_pid = cleaner.pid
+        prepared = prepare_batch(
+            [message(slow, 0), message(page, 1)], **LIMITS, html_cleaner=cleaner.clean_html
+        )
+        assert [(r.message.offset, r.error, r.stage) for r in prepared.rejected] == [
+            (0, "stage_timeout", "clean")
+        ]
+        [(_, ready)] = prepared.ready
+        assert "Vladimir Putin" in ready.cleaned.text
+        assert cleaner.pid not in (None, first_pid)
+    finally:
+        cleaner.close()

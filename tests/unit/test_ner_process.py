@@ -1,5 +1,6 @@
 """The NER child process: same mentions as in process, survives its own death, dies with its parent."""
 
+import functools
 import os
 import signal
 import subprocess
@@ -10,7 +11,8 @@ import time
 import pytest
 
 from pipeline.analysis import StageTimeout
-from pipeline.ner_process import NerProcess, NerProcessError
+from pipeline.child_process import ChildCallError
+from pipeline.ner_process import NerProcess, _load_models
 from pipeline.stages.entities import EntityRecognizer
 from pipeline.stages.language import detect_languages
 
@@ -51,7 +53,7 @@ def test_mentions_are_the_in_process_recognizer_s(ner, seed_text):
 def test_a_killed_child_fails_its_call_and_is_respawned(ner, seed_text):
     first_pid = ner.pid
     os.kill(first_pid, signal.SIGKILL)
-    with pytest.raises(NerProcessError, match="died"):
+    with pytest.raises(ChildCallError, match="died"):
         ner.tag([seed_input(seed_text)])
     result = ner.tag([seed_input(seed_text)])
     assert result.mentions[0]
@@ -60,7 +62,7 @@ def test_a_killed_child_fails_its_call_and_is_respawned(ner, seed_text):
 
 def test_a_model_that_cannot_load_fails_the_start():
     broken = NerProcess({"en": "no_such_spacy_model"})
-    with pytest.raises(NerProcessError, match="could not load models"):
+    with pytest.raises(ChildCallError, match="could not start"):
         broken.start()
 
 
@@ -105,9 +107,12 @@ def test_a_child_that_cannot_be_restarted_holds_the_batch_until_it_can():
     article = (sentence, detect_languages(sentence).segments)
     tagged = {}
     try:
-        ner._models = {"en": "no_such_spacy_model"}  # what the next child will fail to load
+        # What the next child will fail to load:
+        ner._child._setup = functools.partial(
+            _load_models, {"en": "no_such_spacy_model"}, ner.settings
+        )
         os.kill(ner.pid, signal.SIGKILL)
-        with pytest.raises(NerProcessError, match="died"):
+        with pytest.raises(ChildCallError, match="died"):
             ner.tag([article])
         waiting = threading.Thread(
             target=lambda: tagged.update(batch=ner.tag([article])), daemon=True
@@ -116,7 +121,7 @@ def test_a_child_that_cannot_be_restarted_holds_the_batch_until_it_can():
         waiting.join(5)
         assert waiting.is_alive() and not tagged, "the call gave up instead of waiting"
     finally:
-        ner._models = english_only  # the next retry loads
+        ner._child._setup = functools.partial(_load_models, english_only, ner.settings)
     waiting.join(90)
     assert {"PERSON", "LOC"} <= {m.label for m in tagged["batch"].mentions[0]}
     assert ner.starts == 2
