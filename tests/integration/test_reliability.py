@@ -12,6 +12,8 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
 from pipeline.kafka_local import LocalKafka, default_state_dir
 from tests.conftest import SHARED_DATA
@@ -117,7 +119,6 @@ MALFORMED = {
     "text is a number": (b'{"id": "n2", "text": 12345}', "invalid_record"),
     "id is an object": (b'{"id": {"a": 1}, "text": "Hello there"}', "invalid_record"),
     "bad timestamp": (b'{"text": "Hello", "published_at": "last tuesday"}', "invalid_record"),
-    "oversized": (orjson.dumps({"text": "word " * 200_000}), "message_too_large"),
 }
 
 
@@ -143,6 +144,20 @@ def test_ten_kinds_of_malformed_messages_each_land_on_the_dlq(pipeline_run):
         assert original == payload, name
     out = TopicReader(pipeline_run.bootstrap, pipeline_run.topics["enriched"])
     out.wait_for(lambda rs: "good-after-bad" in ids_on(rs), 120, "the good message")
+
+
+def test_the_broker_refuses_a_raw_message_over_the_raw_topic_limit(pipeline_run):
+    """The worker creates the raw topic with max.message.bytes = max_message_bytes + overhead,
+    so a producer learns at once that its message is too large; nothing is lost in between."""
+    if not pipeline_run.workers:
+        pipeline_run.start_worker()
+    producer = KafkaProducer(bootstrap_servers=pipeline_run.bootstrap, max_request_size=2_000_000)
+    try:
+        oversized = orjson.dumps({"text": "word " * 200_000})  # 1 MB > 900,000 + 65,536
+        with pytest.raises(KafkaError, match="TooLarge"):
+            producer.send(pipeline_run.topics["raw"], value=oversized).get(timeout=30)
+    finally:
+        producer.close()
 
 
 def test_flagged_but_kept_inputs(pipeline_run):
