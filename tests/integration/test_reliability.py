@@ -19,6 +19,8 @@ from pipeline.kafka_local import LocalKafka, default_state_dir
 from tests.conftest import SHARED_DATA
 from tests.integration.conftest import PipelineRun, TopicReader, free_port
 
+# Records seen twice after the crash test's two SIGKILLs and broker restart (docs/BENCHMARKS.md).
+MAX_REPEATS_AFTER_CRASHES = 12
 LANGUAGES = ["en", "fr", "de", "es", "it", "pt", "nl", "pl"]
 
 
@@ -104,8 +106,16 @@ def test_two_sigkills_and_a_broker_restart_lose_nothing(two_workers):
     dead = TopicReader(run.bootstrap, run.topics["dlq"])
     dead.poll(3)
     assert dead.records == []
-    # At-least-once: repeats are possible, always with the key of the article.
+    # At-least-once: repeats are possible, always with the key of the article and the same
+    # verdict; offsets are committed as soon as delivery is confirmed, so they are few.
     assert all(r["_key"] == r["id"].encode() for r in reader.records)
+    repeats = len(reader.records) - len(ids_on(reader.records))
+    print(f"repeated records after 2 SIGKILLs and a broker restart: {repeats}")
+    verdicts: dict[str, set] = {}
+    for record in reader.records:
+        verdicts.setdefault(record["id"], set()).add(orjson.dumps(record["dedup"]))
+    assert all(len(seen) == 1 for seen in verdicts.values())
+    assert repeats <= MAX_REPEATS_AFTER_CRASHES, repeats
 
 
 MALFORMED = {
