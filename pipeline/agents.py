@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from time import perf_counter
 from typing import Any, TypeVar
@@ -77,8 +78,11 @@ def register_agents(
         return await topics[output.topic].send(key=output.key, value=output.value, force=True)
 
     def rescue(refused: Output, error: str, detail: str) -> Output:
+        origin = refused.origin
+        if refused.topic == ENRICHED:  # keyed as the enriched record, not by its fingerprint
+            origin = replace(origin, key=refused.key)
         return dead_letter_output(
-            Rejection(refused.origin, error, detail, refused.stage), settings.max_record_bytes
+            Rejection(origin, error, detail, refused.stage), settings.max_record_bytes
         )
 
     delivery = Delivery(send, rescue, on_rescued=count_rescued)
@@ -222,8 +226,12 @@ def verdict_output(
         faults.check("deduplicate", analyzed.article.text)
         article = analyzed.article.model_copy(update={"dedup": memory.judge(analyzed)})
     except Exception as exc:  # noqa: BLE001 - this article alone goes to the DLQ
+        # Keyed as its enriched record would be (the internal record's key is a fingerprint).
         rejection = Rejection(
-            message, "stage_failed", f"{type(exc).__name__}: {exc}"[:500], "deduplicate"
+            replace(message, key=analyzed.output_key.encode()),
+            "stage_failed",
+            f"{type(exc).__name__}: {exc}"[:500],
+            "deduplicate",
         )
         return dead_letter_output(rejection, settings.max_record_bytes)
     metrics.STAGE_SECONDS.labels(stage="deduplicate").observe(perf_counter() - started)
