@@ -100,7 +100,11 @@ def register_agents(
     @app.agent(topology.raw_topic, name="analyze")
     async def analyze(stream: faust.StreamT) -> None:
         batches: OrderedDelivery[faust.EventT] = OrderedDelivery(
-            delivery, acker(stream), BATCHES_IN_FLIGHT, on_delivered=count_delivered("analyze")
+            delivery,
+            acker(stream),
+            BATCHES_IN_FLIGHT,
+            on_delivered=count_delivered("analyze"),
+            on_failure=functools.partial(stop_unaccounted, "analyze"),
         )
         async with accounted_for(batches, "analyze"):
             async for events in stream.noack_take(
@@ -126,6 +130,7 @@ def register_agents(
             acker(manual),
             DEDUP_RECORDS_IN_FLIGHT,
             on_delivered=count_delivered("deduplicate"),
+            on_failure=functools.partial(stop_unaccounted, "deduplicate"),
         )
         loop = asyncio.get_running_loop()
         next_sweep = loop.time()
@@ -330,14 +335,22 @@ class accounted_for:
         self._batches.cancel()
         if isinstance(exc, asyncio.CancelledError | GeneratorExit):
             return False
-        log.critical(
-            "a message could not be accounted for; the worker stops without committing past it",
-            extra={"agent": self._agent, "refused": isinstance(exc, DeliveryRefused)},
-            exc_info=exc,
-        )
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-        os._exit(EXIT_UNACCOUNTED)
+        stop_unaccounted(self._agent, exc)
+        return False
+
+
+def stop_unaccounted(agent: str, exc: BaseException) -> None:
+    """End the worker at once, without a commit: a message could not be accounted for."""
+    log.critical(
+        "a message could not be accounted for; the worker stops without committing past it",
+        extra={"agent": agent, "refused": isinstance(exc, DeliveryRefused)},
+        exc_info=exc,
+    )
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    # Not a graceful stop: that would commit the offsets acked so far, which is safe, but also
+    # run Faust's shutdown, which may block on the very producer that just failed.
+    os._exit(EXIT_UNACCOUNTED)
 
 
 def incoming(event: faust.EventT) -> IncomingMessage:

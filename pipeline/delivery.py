@@ -151,6 +151,8 @@ class OrderedDelivery(Generic[Event]):
     ack: Callable[[Sequence[Event]], Awaitable[None]]
     in_flight: int = 2
     on_delivered: Callable[[Sequence[Output]], None] = lambda outputs: None
+    # Told at once when a batch fails, not only on the next submit: the stream may stay idle.
+    on_failure: Callable[[BaseException], None] = lambda exc: None
     _flights: deque[tuple[asyncio.Task[None], _Flight]] = field(default_factory=deque)
 
     async def submit(
@@ -206,6 +208,8 @@ class OrderedDelivery(Generic[Event]):
                     future.exception()  # retrieved: the task itself reports the failure
                 else:
                     future.cancel()
+            if isinstance(exc, Exception):
+                self.on_failure(exc)
             raise
         self.on_delivered(delivered)
 

@@ -247,3 +247,22 @@ def test_prompt_commit_coalesces_requests_made_while_a_commit_runs() -> None:
         return commits
 
     assert asyncio.run(scenario()) == [0, 1]
+
+
+def test_a_failed_batch_is_reported_at_once_even_if_nothing_more_is_submitted() -> None:
+    async def scenario():
+        broker = FakeBroker()
+        broker.refuse_at_ack[("enriched", 0)] = ConnectionError("not authorised")
+        broker.refuse_at_ack[("dlq", 0)] = ConnectionError("not authorised")
+        failures: list[BaseException] = []
+        ordered = OrderedDelivery(
+            Delivery(broker.send, rescue), lambda events: asyncio.sleep(0), 2,
+            on_failure=failures.append,
+        )
+        await ordered.submit([0], [output(0)])
+        await asyncio.sleep(0.05)  # no drain, no further submit
+        ordered.cancel()
+        return failures
+
+    [failure] = asyncio.run(scenario())
+    assert isinstance(failure, DeliveryRefused)
