@@ -99,11 +99,13 @@ def build(
 
     @app.page("/ready")
     async def ready(self: View, request: Request) -> Response:
-        # Ready once the consumer holds partitions and table recovery is over: before that,
-        # messages are accepted by Kafka but nobody processes them yet.
+        # Ready once the worker has joined the group and table recovery is over: before that,
+        # messages are accepted by Kafka but nobody processes them yet. A member holding no
+        # partition (more workers than partitions) is ready too: it takes over when one leaves.
         assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
         recovered = app.tables.recovery.completed.is_set()
-        body = {"ready": bool(assigned) and recovered, "assigned": assigned, "recovered": recovered}
+        ready = recovered and not app.rebalancing
+        body = {"ready": ready, "assigned": assigned, "recovered": recovered}
         return self.json(body, status=200 if body["ready"] else 503)
 
     return topology

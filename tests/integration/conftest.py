@@ -201,8 +201,8 @@ class PipelineRun:
 
 
 def served_port(log_path: Path) -> int | None:
-    """The web port a worker logged when it claimed its slot."""
-    for line in log_path.read_text(errors="replace").splitlines():
+    """The web port a worker logged when it last claimed its slot (a log may be reused)."""
+    for line in reversed(log_path.read_text(errors="replace").splitlines()):
         if '"worker slot claimed"' in line:
             return int(orjson.loads(line)["web_port"])
     return None
