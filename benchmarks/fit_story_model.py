@@ -78,9 +78,7 @@ class Fitted:
         }
 
 
-def stream_articles(
-    docs: Sequence[data.Doc], vectors: np.ndarray
-) -> dict[str, StoryArticle]:
+def stream_articles(docs: Sequence[data.Doc], vectors: np.ndarray) -> dict[str, StoryArticle]:
     """Each document's ``StoryArticle`` as the stream builds it, in ``docs`` order, one second
     apart: entity-key weights from the key records written by the articles before it."""
     records: dict[str, dict[str, object]] = {}
@@ -120,9 +118,7 @@ def link_threshold(scores: np.ndarray, overall: np.ndarray, max_false: float) ->
     return float(np.nextafter(negatives[allowed], np.inf)) if allowed < len(negatives) else 0.0
 
 
-def fit(
-    x: np.ndarray, overall: np.ndarray, *, l2: float, max_false: float, floor: float
-) -> Fitted:
+def fit(x: np.ndarray, overall: np.ndarray, *, l2: float, max_false: float, floor: float) -> Fitted:
     target = (4.0 - overall) / 3.0
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
     z = (x - mean) / scale
@@ -136,7 +132,11 @@ def fit(
 
     bounds = [(0.0, None) if name in MONOTONE else (None, None) for name in FEATURES]
     result = minimize(
-        loss, np.zeros(len(FEATURES) + 1), jac=True, method="L-BFGS-B", bounds=[*bounds, (None, None)]
+        loss,
+        np.zeros(len(FEATURES) + 1),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[*bounds, (None, None)],
     )
     weights, bias = result.x[:-1], float(result.x[-1])
     fitted = Fitted(mean, scale, weights, bias, 1.0, floor)

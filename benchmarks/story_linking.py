@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _story_data as data
 import fit_story_model as fitting
 
+from pipeline.stages.dedup import short_id
 from pipeline.stages.story import (
     DEFAULT_STORY,
     FEATURES,
@@ -47,7 +48,6 @@ from pipeline.stages.story import (
     key_record_key,
     link,
 )
-from pipeline.stages.dedup import short_id
 
 
 def stream(
@@ -64,9 +64,7 @@ def stream(
         key_records = {key_record_key(k): table.get(key_record_key(k)) for k in article.keys}
         ids = {by_short[s] for r in key_records.values() if r for s in r["a"]}  # type: ignore[union-attr]
         ids |= {i for i, _ in vectors.top_k(article.vector, DEFAULT_STORY.vector_candidates)}
-        candidates = [
-            StoryArticle.from_record(table[article_record_key(i)]) for i in sorted(ids)
-        ]
+        candidates = [StoryArticle.from_record(table[article_record_key(i)]) for i in sorted(ids)]
         judgement = link(article, candidates, key_records, model, article.seen_at)
         table.update(judgement.writes)
         vectors.add(doc.id, article.vector)
@@ -82,8 +80,10 @@ def as_model(fitted: fitting.Fitted) -> StoryModel:
 
 def table(rows: list[tuple[str, fitting.PairMetrics, fitting.PairMetrics]]) -> str:
     lines = [
-        "| signal | Pearson | recall | false links | Pearson across | recall across "
-        "| false links across |",
+        (
+            "| signal | Pearson | recall | false links | Pearson across | recall across "
+            "| false links across |"
+        ),
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, a, c in rows:
@@ -128,7 +128,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     cross = np.array([p.cross_language for p in pairs])
     everything = np.ones(len(pairs), dtype=bool)
     options = {"l2": args.l2, "max_false": args.max_false_links, "floor": args.floor}
-    scores, linked, models = fitting.cross_validate(x, overall, k=args.folds, seed=args.seed, **options)
+    scores, linked, models = fitting.cross_validate(
+        x, overall, k=args.folds, seed=args.seed, **options
+    )
 
     def both(name: str, s: np.ndarray, link_: np.ndarray) -> tuple[str, ...]:
         return (
