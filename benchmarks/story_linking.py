@@ -21,6 +21,8 @@ scored by the model and threshold fitted without its fold (benchmarks/fit_story_
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -37,8 +39,10 @@ import fit_story_model as fitting
 
 from pipeline.stages.dedup import short_id
 from pipeline.stages.story import (
+    ARTICLE_PREFIX,
     DEFAULT_STORY,
     FEATURES,
+    KEY_PREFIX,
     Embedder,
     StoryArticle,
     StoryModel,
@@ -52,8 +56,9 @@ from pipeline.stages.story import (
 
 def stream(
     docs: Sequence[data.Doc], articles: dict[str, StoryArticle], model: StoryModel
-) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
-    """Story id and related (id -> similarity) of every document, streamed in ``docs`` order."""
+) -> tuple[dict[str, str], dict[str, dict[str, float]], dict[str, dict[str, object]]]:
+    """Story id and related (id -> similarity) of every document, streamed in ``docs`` order,
+    and the story table at the end."""
     table: dict[str, dict[str, object]] = {}
     vectors = VectorIndex()
     by_short: dict[str, str] = {}
@@ -71,7 +76,21 @@ def stream(
         by_short[short_id(doc.id)] = doc.id
         story_ids[doc.id] = judgement.verdict.id
         related[doc.id] = {r.id: r.similarity for r in judgement.verdict.related}
-    return story_ids, related
+    return story_ids, related, table
+
+
+def state_size(table: dict[str, dict[str, object]]) -> str:
+    """Bytes of the story table's JSON values (keys included) per remembered article."""
+    sizes = {ARTICLE_PREFIX: [], KEY_PREFIX: []}
+    for key, record in table.items():
+        sizes[key[0]].append(len(key) + len(json.dumps(record, separators=(",", ":"))))
+    articles, keys = sizes[ARTICLE_PREFIX], sizes[KEY_PREFIX]
+    return (
+        f"state: {len(articles)} article records, mean {statistics.mean(articles):.0f} B "
+        f"(p95 {np.percentile(articles, 95):.0f} B); {len(keys)} entity-key records, "
+        f"{sum(keys) / len(articles):.0f} B per article; total "
+        f"{(sum(articles) + sum(keys)) / len(articles):.0f} B per article"
+    )
 
 
 def as_model(fitted: fitting.Fitted) -> StoryModel:
@@ -155,13 +174,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     stream_scores = np.zeros(len(pairs))
     stream_linked = np.zeros(len(pairs), dtype=bool)
     for held_out, fitted in models:
-        story_ids, related = stream(docs, articles, as_model(fitted))
+        story_ids, related, state = stream(docs, articles, as_model(fitted))
         for i in held_out:
             first, second = fitting.ordered(pairs[i], position)
             stream_scores[i] = related[second].get(first, 0.0)
             stream_linked[i] = story_ids[first] == story_ids[second]
     print("\n## Stream (story.related and story.id, candidates from keys and vector top-k)")
     print(table([both("model, stream", stream_scores, stream_linked)]))
+    print(state_size(state))
 
     if args.cost_docs:
         cost = embedding_cost(docs, args.lead_chars, args.cost_docs)

@@ -319,7 +319,8 @@ def entity_key(text: str, label: str, lang: str) -> str:
       "Россия" -> ``c:RU``).
     - PERSON: ``p:`` + the surname's spelling key ("Vladimir Poutine", "Putin", "Путин" ->
       ``p:putin``); a Chinese name keeps all its syllables ("Xi Jinping", 习近平 -> ``p:xijinping``).
-    - Other labels: first letter of the label + ``:`` + the spelling key of each word.
+    - Other labels: first letter of the label + ``:`` + the transliterated, folded words
+      ("НАТО" -> ``o:nato``), or the shared form of a known alias (OTAN, NATO -> ``o:nato``).
     ``lang`` is the mention's language; the rules need none so far, it is in the signature so
     that language-specific rules do not change the callers.
     """
@@ -340,7 +341,7 @@ def entity_key(text: str, label: str, lang: str) -> str:
         if family_first:
             return f"p:{joined}"
         return f"p:{_spelling_key(_ALIASES.get(words[-1], words[-1]))}"
-    return f"{label[:1].lower()}:{' '.join(_spelling_key(w) for w in words)}"
+    return f"{label[:1].lower()}:{' '.join(words)}"
 
 
 _HAN = re.compile(r"[\u3400-\u9fff]")
