@@ -22,7 +22,7 @@ import numpy as np
 
 from pipeline.analysis import IncomingMessage, process_batch
 from pipeline.settings import load_settings
-from pipeline.stages.dedup import decode_signature
+from pipeline.stages.dedup import decode_signature, estimate_similarity
 from pipeline.stages.entities import EntityRecognizer
 from pipeline.stages.story import Embedder, NamedEntity, embedding_text
 
@@ -132,3 +132,8 @@ def doc_order(path: Path) -> list[str]:
     """Document ids in file order: the order of the simulated stream."""
     with path.open(encoding="utf-8") as lines:
         return [json.loads(line)["id"] for line in lines if line.strip()]
+
+
+def minhash_similarity(a: Doc, b: Doc) -> float:
+    """The dedup stage's MinHash similarity of two documents; 0 when either is too short."""
+    return estimate_similarity(a.signature, b.signature) if a.signature and b.signature else 0.0

@@ -46,7 +46,7 @@ from pipeline.stages.story import (
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "pipeline" / "stages" / "story_model.json"
 # Signals whose rise must never lower the similarity (weights bounded at >= 0).
-MONOTONE = frozenset({"cosine", "entities", "numbers", "names", "minhash"})
+MONOTONE = frozenset({"cosine", "entities", "numbers", "names"})
 SAME_STORY = 1.5  # pairs rated at most this are the same story
 UNRELATED = 3.0  # pairs rated at least this must not share a story
 STREAM_START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -87,9 +87,7 @@ def stream_articles(docs: Sequence[data.Doc], vectors: np.ndarray) -> dict[str, 
         now = STREAM_START + timedelta(seconds=offset)
         keys = entity_keys(doc.entities)
         mine = {key_record_key(key_hash(k)): records.get(key_record_key(key_hash(k))) for k in keys}
-        article = story_article(
-            doc.id, vector, keys, mine, doc.text, doc.language, now, doc.signature
-        )
+        article = story_article(doc.id, vector, keys, mine, doc.text, doc.language, now)
         records.update(key_writes(article, mine, now))
         articles[doc.id] = article
     return articles
@@ -204,7 +202,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--l2", type=float, default=1.0)
-    parser.add_argument("--max-false-links", type=float, default=0.015)
+    parser.add_argument("--max-false-links", type=float, default=0.01)
     parser.add_argument("--floor", type=float, default=0.3, help="similarity of 'related'")
 
 

