@@ -26,7 +26,6 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +44,7 @@ from pipeline.stages.story import (
     KEY_PREFIX,
     Embedder,
     StoryArticle,
+    StoryConfig,
     StoryModel,
     VectorIndex,
     article_record_key,
@@ -55,7 +55,10 @@ from pipeline.stages.story import (
 
 
 def stream(
-    docs: Sequence[data.Doc], articles: dict[str, StoryArticle], model: StoryModel
+    docs: Sequence[data.Doc],
+    articles: dict[str, StoryArticle],
+    model: StoryModel,
+    config: StoryConfig = DEFAULT_STORY,
 ) -> tuple[dict[str, str], dict[str, dict[str, float]], dict[str, dict[str, object]]]:
     """Story id and related (id -> similarity) of every document, streamed in ``docs`` order,
     and the story table at the end."""
@@ -68,9 +71,9 @@ def stream(
         article = articles[doc.id]
         key_records = {key_record_key(k): table.get(key_record_key(k)) for k in article.keys}
         ids = {by_short[s] for r in key_records.values() if r for s in r["a"]}  # type: ignore[union-attr]
-        ids |= {i for i, _ in vectors.top_k(article.vector, DEFAULT_STORY.vector_candidates)}
+        ids |= {i for i, _ in vectors.top_k(article.vector, config.vector_candidates)}
         candidates = [StoryArticle.from_record(table[article_record_key(i)]) for i in sorted(ids)]
-        judgement = link(article, candidates, key_records, model, article.seen_at)
+        judgement = link(article, candidates, key_records, model, article.seen_at, config)
         table.update(judgement.writes)
         vectors.add(doc.id, article.vector)
         by_short[short_id(doc.id)] = doc.id
@@ -138,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     fitting.add_arguments(parser)
     parser.add_argument("--cost-docs", type=int, default=64, help="articles timed; 0: skip")
+    parser.add_argument(
+        "--vector-candidates", type=int, default=DEFAULT_STORY.vector_candidates, help="top-k"
+    )
     args = parser.parse_args(argv)
     pairs, docs, vectors = fitting.load(args)
     position = {d.id: i for i, d in enumerate(docs)}
@@ -175,19 +181,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     stream_scores = np.zeros(len(pairs))
     stream_linked = np.zeros(len(pairs), dtype=bool)
     for held_out, fitted in models:
-        story_ids, related, state = stream(docs, articles, as_model(fitted))
+        config = StoryConfig(vector_candidates=args.vector_candidates)
+        story_ids, related, state = stream(docs, articles, as_model(fitted), config)
         for i in held_out:
             first, second = fitting.ordered(pairs[i], position)
             stream_scores[i] = related[second].get(first, 0.0)
             stream_linked[i] = story_ids[first] == story_ids[second]
-    print("\n## Stream (story.related and story.id, candidates from keys and vector top-k)")
+    print(
+        "\n## Stream (story.related and story.id, candidates from keys and vector top-"
+        f"{args.vector_candidates})"
+    )
     print(table([both("model, stream", stream_scores, stream_linked)]))
     print(state_size(state))
 
     if args.cost_docs:
         cost = embedding_cost(docs, args.lead_chars, args.cost_docs)
         print(f"\nembedding: {cost:.0f} ms an article (title + {args.lead_chars} chars, 1 thread)")
-    print(f"window: {timedelta(days=7)}; related max {DEFAULT_STORY.related_max}")
+    print(f"window: {DEFAULT_STORY.retention.days} days; related max {DEFAULT_STORY.related_max}")
 
 
 if __name__ == "__main__":
