@@ -596,9 +596,9 @@ class StoryModel:
 class VectorIndex:
     """Exact top-k by cosine over the window's vectors, int8 codes in one growing matrix.
 
-    In-memory and rebuilt from the article records at start (``add`` each); ~390 bytes an
-    article, ~25 ms for top-k over 100k articles on one core (docs/STORY_LINKING.md). Removed
-    rows are marked dead and reclaimed by ``compact``.
+    In-memory and rebuilt from the article records at start (``add`` each); 388 bytes an
+    article, ~75 ms for a top-k over 100k articles on one loaded core (docs/STORY_LINKING.md).
+    Removed rows are marked dead and reclaimed by ``compact``.
     """
 
     def __init__(self, dim: int = Embedder.dim, capacity: int = 1024) -> None:
