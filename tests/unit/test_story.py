@@ -350,3 +350,28 @@ def test_embedder_loads_fast_and_brings_translations_together() -> None:
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.05
     assert embedder.embed([]).shape == (0, 384)
+
+
+def test_a_redelivered_article_keeps_its_story_and_writes_nothing() -> None:
+    first = link(article("a", unit(1, 0)), [], {}, COSINE_MODEL, NOW).article
+    later = NOW + timedelta(minutes=1)
+    second = link(article("b", unit(1, 0.1), later), [first], {}, COSINE_MODEL, later).article
+    after = NOW + timedelta(minutes=2)
+    third = link(article("c", unit(1, 0.05), after), [first, second], {}, COSINE_MODEL, after)
+    again = NOW + timedelta(hours=1)
+    redelivered = link(
+        article("b", unit(1, 0.1), again),
+        [first, second, third.article],
+        {},
+        COSINE_MODEL,
+        again,
+        previous=second,
+    )
+    assert redelivered.writes == {}
+    assert redelivered.verdict.id == "a"
+    assert [r.id for r in redelivered.verdict.related] == ["a"]  # not c, which came after it
+    starter = link(
+        article("a", unit(1, 0), again), [second], {}, COSINE_MODEL, again, previous=first
+    )
+    assert starter.verdict.id == "a" and starter.verdict.similarity == 1.0
+    assert starter.verdict.related == []
