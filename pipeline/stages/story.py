@@ -211,19 +211,23 @@ _FAMILY_FIRST = frozenset(
 # (transliteration gives 普京 -> pujing). A seed list: the heads of state and bodies most in the
 # news; a longer one is data, not code (docs/STORY_LINKING.md).
 _ALIASES: Mapping[str, str] = {
+    # Han renderings (anyascii pinyin, joined) -> the Latin surname key
     "pujing": "putin",
     "telangpu": "trump",
     "baideng": "biden",
-    "sselensiji": "selenski",
-    "zelunsiji": "selenski",
-    "malong": "macron",
+    "zeliansiji": "selenski",
+    "makelong": "macron",
     "mokeer": "merkel",
+    # international bodies: acronyms and Han names in fr, es, de, ru, zh -> the English acronym
     "otan": "nato",
+    "beiyue": "nato",
     "onu": "un",
     "oon": "un",
     "uno": "un",
+    "lianheguo": "un",
     "ue": "eu",
     "es": "eu",
+    "oumeng": "eu",
     "oms": "who",
     "voz": "who",
     "fmi": "imf",

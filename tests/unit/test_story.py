@@ -58,6 +58,9 @@ def test_one_person_one_key_across_scripts_and_spellings(names: list[str], lang:
 def test_cjk_names_transliterate_to_pinyin_and_known_foreign_names_have_aliases() -> None:
     assert entity_key("习近平", "PERSON", "zh") == "p:xijinping"
     assert entity_key("普京", "PERSON", "zh") == entity_key("Putin", "PERSON", "en")
+    assert entity_key("泽连斯基", "PERSON", "zh") == entity_key("Zelensky", "PERSON", "en")
+    assert entity_key("马克龙", "PERSON", "zh") == entity_key("Emmanuel Macron", "PERSON", "fr")
+    assert entity_key("北约", "ORG", "zh") == entity_key("OTAN", "ORG", "fr")
     # A Chinese name outside the alias list keeps its pinyin: equal to the Latin pinyin spelling.
     assert entity_key("李强", "PERSON", "zh") == entity_key("Li Qiang", "PERSON", "en")
 
