@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pipeline.records import (
     MAX_KEY_BYTES,
@@ -38,6 +38,7 @@ from pipeline.stages.entities import (
     refine_tagged,
 )
 from pipeline.stages.language import LanguageProfile, Segment, detect_languages
+from pipeline.stages.story import embedding_text, entity_key
 
 # Flags that make an article unfit to be anyone's original or duplicate.
 NOT_DEDUPLICATED = frozenset({"not_an_article", "empty"})
@@ -125,7 +126,9 @@ def prepare(
     )
 
 
-def assemble(prepared: PreparedArticle, entities: Sequence[EntityOut]) -> AnalyzedArticle:
+def assemble(
+    prepared: PreparedArticle, entities: Sequence[EntityOut], vector: Any = None
+) -> AnalyzedArticle:
     raw, cleaned, profile = prepared.raw, prepared.cleaned, prepared.profile
     article = EnrichedArticle(
         id=prepared.article_id,
@@ -157,6 +160,7 @@ def assemble(prepared: PreparedArticle, entities: Sequence[EntityOut]) -> Analyz
         band_keys=band_keys(minhash) if minhash else [],
         dedup_eligible=eligible,
         output_key=prepared.output_key,
+        story_vector=[round(float(x), 5) for x in vector] if vector is not None else None,
     )
 
 
@@ -192,6 +196,12 @@ class Tagger(Protocol):
     def tag(self, articles: Sequence[tuple[str, Sequence[Segment]]]) -> TaggedBatch: ...
 
 
+class Embedder(Protocol):
+    """What embeds title and lead for story linking: `stages.story.Embedder`, `NerProcess`."""
+
+    def embed(self, texts: Sequence[str]) -> Any: ...
+
+
 @dataclass(frozen=True)
 class PreparedBatch:
     ready: list[tuple[IncomingMessage, PreparedArticle]]
@@ -203,6 +213,7 @@ class TaggedArticles:
     articles: list[tuple[IncomingMessage, PreparedArticle, list[Mention]]]
     rejected: list[Rejection]
     skipped: Mapping[str, int]  # characters that got no entities, by reason
+    vectors: Mapping[int, Any] = field(default_factory=dict)  # story embedding by article index
 
 
 @dataclass(frozen=True)
@@ -289,6 +300,44 @@ def _tag_one_by_one(
     return TaggedArticles(articles, rejected, dict(skipped))
 
 
+def embed_batch(batch: TaggedArticles, embedder: Embedder) -> TaggedArticles:
+    """Story embeddings of the batch's articles that can be in a story (articles with text, not
+    walls or empty pages), one call for the batch; a failed call is retried article by article
+    and an article that fails alone goes to the DLQ (stage "story")."""
+    linkable = [
+        index
+        for index, (_, prepared, _) in enumerate(batch.articles)
+        if prepared.cleaned.text.strip() and not NOT_DEDUPLICATED & set(prepared.cleaned.quality)
+    ]
+    texts = {index: _embedding_input(batch.articles[index][1]) for index in linkable}
+    vectors: dict[int, Any] = {}
+    failed: dict[int, Rejection] = {}
+    try:
+        vectors = dict(zip(linkable, embedder.embed([texts[i] for i in linkable]), strict=True))
+    except Exception:  # noqa: BLE001 - isolate the failing article, one by one
+        for index in linkable:
+            message = batch.articles[index][0]
+            try:
+                vectors[index] = embedder.embed([texts[index]])[0]
+            except StageTimeout as exc:
+                failed[index] = Rejection(message, "stage_timeout", str(exc), "story")
+            except Exception as exc:  # noqa: BLE001 - this article alone goes to the DLQ
+                failed[index] = Rejection(message, "stage_failed", _describe(exc), "story")
+    if not failed:
+        return replace(batch, vectors=vectors)
+    kept = [i for i in range(len(batch.articles)) if i not in failed]
+    return TaggedArticles(
+        [batch.articles[i] for i in kept],
+        [*batch.rejected, *failed.values()],
+        batch.skipped,
+        {new: vectors[old] for new, old in enumerate(kept) if old in vectors},
+    )
+
+
+def _embedding_input(prepared: PreparedArticle) -> str:
+    return embedding_text(prepared.cleaned.title or prepared.raw.title, prepared.cleaned.text)
+
+
 def _ner_input(prepared: PreparedArticle) -> tuple[str, Sequence[Segment]]:
     return prepared.cleaned.text, prepared.profile.segments
 
@@ -308,15 +357,17 @@ def assemble_batch(
     """
     analyzed: list[tuple[IncomingMessage, AnalyzedArticle]] = []
     rejected = list(batch.rejected)
-    for message, prepared, mentions in batch.articles:
+    for index, (message, prepared, mentions) in enumerate(batch.articles):
         try:
             faults.check("assemble", prepared.cleaned.text)
             text, segments = _ner_input(prepared)
             entities = [
-                EntityOut(**vars(e))
+                EntityOut(**vars(e), key=entity_key(e.canonical, e.label, e.lang))
                 for e in refine_entities(text, segments, mentions, languages, settings)
             ]
-            record = fit_record(assemble(prepared, entities), max_record_bytes)
+            record = fit_record(
+                assemble(prepared, entities, batch.vectors.get(index)), max_record_bytes
+            )
         except InvalidInput as exc:
             rejected.append(Rejection(message, exc.code, exc.detail, "assemble"))
         except Exception as exc:  # noqa: BLE001 - this article alone goes to the DLQ

@@ -1,4 +1,5 @@
-"""The spaCy models in a child process of their own, so the rest of a worker runs beside them.
+"""The spaCy models (and the story embedding) in a child process of their own, so the rest of a
+worker runs beside them.
 
 spaCy holds the GIL while it tags. In a thread of the worker, parsing, cleaning, language ID,
 MinHash, the dedup agent and Kafka I/O all waited for it and it for them: the worker ran at
@@ -10,8 +11,11 @@ How the child is kept (respawn, time limit, exit with the worker): `pipeline.chi
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from pipeline.child_process import ChildProcess
 from pipeline.stages.entities import (
@@ -21,6 +25,7 @@ from pipeline.stages.entities import (
     TaggedBatch,
 )
 from pipeline.stages.language import Segment
+from pipeline.stages.story import Embedder
 
 
 class NerProcess:
@@ -37,12 +42,15 @@ class NerProcess:
         settings: EntitySettings = DEFAULT_ENTITY_SETTINGS,
         timeout_seconds: float | None = None,
         min_chars_per_second: float | None = None,
+        embeddings: bool = False,
     ) -> None:
         self._models = dict(models)
         self._settings = settings
         self._timeout = timeout_seconds
         self._min_rate = min_chars_per_second
-        self._child = ChildProcess("NER", functools.partial(_load_models, self._models, settings))
+        self._child = ChildProcess(
+            "NER", functools.partial(_load_models, self._models, settings, embeddings)
+        )
 
     @property
     def languages(self) -> frozenset[str]:
@@ -69,22 +77,49 @@ class NerProcess:
         self._child.start()
 
     def tag(self, articles: Sequence[tuple[str, Sequence[Segment]]]) -> TaggedBatch:
-        tagged: TaggedBatch = self._child.call(list(articles), self._time_limit(articles))
+        tagged: TaggedBatch = self._child.call(
+            (TAG, list(articles)), self._time_limit(sum(len(text) for text, _ in articles))
+        )
         return tagged
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Story embeddings (`pipeline.stages.story.Embedder`); needs `embeddings=True`."""
+        vectors: np.ndarray = self._child.call(
+            (EMBED, list(texts)), self._time_limit(sum(map(len, texts)))
+        )
+        return vectors
 
     def close(self) -> None:
         self._child.close()
 
-    def _time_limit(self, articles: Sequence[tuple[str, Sequence[Segment]]]) -> float | None:
+    def _time_limit(self, chars: int) -> float | None:
         if self._timeout is None:
             return None
-        chars = sum(len(text) for text, _ in articles)
         return self._timeout + (chars / self._min_rate if self._min_rate else 0.0)
 
 
+TAG, EMBED = "tag", "embed"
+
+
 def _load_models(
-    models: Mapping[str, str], settings: EntitySettings
-) -> tuple[Callable[[Any], TaggedBatch], dict[str, float]]:
+    models: Mapping[str, str], settings: EntitySettings, embeddings: bool
+) -> tuple[Callable[[tuple[str, Any]], Any], dict[str, float]]:
     recognizer = EntityRecognizer(models, settings=settings)
     recognizer.load_all()
-    return recognizer.tag, dict(recognizer.load_seconds)
+    load_seconds = dict(recognizer.load_seconds)
+    embedder = None
+    if embeddings:
+        started = time.perf_counter()
+        embedder = Embedder(num_threads=1)
+        embedder.embed(["warm-up"])
+        load_seconds["embedding"] = time.perf_counter() - started
+
+    def handle(request: tuple[str, Any]) -> Any:
+        kind, payload = request
+        if kind == EMBED:
+            if embedder is None:
+                raise RuntimeError("this NER process was started without embeddings")
+            return embedder.embed(payload)
+        return recognizer.tag(payload)
+
+    return handle, load_seconds

@@ -109,6 +109,23 @@ class EntityOut(BaseModel):
     end: int
     lang: str
     canonical: str
+    # Language-independent identity: "Vladimir Poutine", "Putin" and "Путин" share "p:putin"
+    # within and across articles ("" when the name has no letters or digits).
+    key: str = ""
+
+
+class RelatedOut(BaseModel):
+    id: str
+    similarity: float
+    language: str | None
+
+
+class StoryOut(BaseModel):
+    """The story an article belongs to, across outlets and languages, within the window."""
+
+    id: str  # the first article of the story (the article's own id when it starts one)
+    similarity: float  # to the article that put it in the story; 1.0 when it starts one
+    related: list[RelatedOut]  # most similar earlier articles, most similar first
 
 
 class DedupOut(BaseModel):
@@ -134,10 +151,11 @@ class EnrichedArticle(BaseModel):
     entities: list[EntityOut]
     dedup: DedupOut
     quality: list[str]
+    story: StoryOut | None = None  # None when story linking is off or the page is no article
 
 
 class AnalyzedArticle(BaseModel):
-    """Internal record between the analysis and dedup agents: everything but the dedup verdict."""
+    """Internal record between the analysis and dedup agents: everything but the verdicts."""
 
     article: EnrichedArticle
     fingerprint: str
@@ -145,6 +163,7 @@ class AnalyzedArticle(BaseModel):
     band_keys: list[str]
     dedup_eligible: bool
     output_key: str
+    story_vector: list[float] | None = None  # title-and-lead embedding; None: no story linking
 
 
 class DeadLetter(BaseModel):

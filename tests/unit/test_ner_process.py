@@ -109,7 +109,7 @@ def test_a_child_that_cannot_be_restarted_holds_the_batch_until_it_can():
     try:
         # What the next child will fail to load:
         ner._child._setup = functools.partial(
-            _load_models, {"en": "no_such_spacy_model"}, ner.settings
+            _load_models, {"en": "no_such_spacy_model"}, ner.settings, False
         )
         os.kill(ner.pid, signal.SIGKILL)
         with pytest.raises(ChildCallError, match="died"):
@@ -121,7 +121,7 @@ def test_a_child_that_cannot_be_restarted_holds_the_batch_until_it_can():
         waiting.join(5)
         assert waiting.is_alive() and not tagged, "the call gave up instead of waiting"
     finally:
-        ner._child._setup = functools.partial(_load_models, english_only, ner.settings)
+        ner._child._setup = functools.partial(_load_models, english_only, ner.settings, False)
     waiting.join(90)
     assert {"PERSON", "LOC"} <= {m.label for m in tagged["batch"].mentions[0]}
     assert ner.starts == 2
