@@ -28,6 +28,7 @@ from pipeline.analysis import (
     IncomingMessage,
     Rejection,
     assemble_batch,
+    embed_batch,
     prepare_batch,
     tag_batch,
 )
@@ -46,6 +47,8 @@ from pipeline.records import (
     utc_now,
 )
 from pipeline.settings import Settings
+from pipeline.stages.story import StoryConfig
+from pipeline.story_memory import StoryMemory
 
 log = logging.getLogger("pipeline.agents")
 
@@ -55,7 +58,10 @@ T = TypeVar("T")
 # (and the one before is assembled and sent). More would only add latency.
 BATCHES_IN_FLIGHT = 2
 # Dedup records whose delivery may be pending at once: sends are not serialised on round trips.
-DEDUP_RECORDS_IN_FLIGHT = 64
+DEDUP_RECORDS_IN_FLIGHT = 16
+# Offsets are committed this often while articles flow: a crash repeats about this much work
+# (plus the batches in flight), and the dedup agent pauses for each commit (see PromptCommit).
+COMMIT_INTERVAL_SECONDS = 0.1
 # The worker's exit code when a message could not be accounted for (even the DLQ refused it,
 # or the protocol itself failed): its offsets stay uncommitted and its partitions move.
 EXIT_UNACCOUNTED = 70
@@ -86,7 +92,7 @@ def register_agents(
         )
 
     delivery = Delivery(send, rescue, on_rescued=count_rescued)
-    commits = PromptCommit(lambda: app.consumer.commit())
+    commits = PromptCommit(lambda: app.consumer.commit(), COMMIT_INTERVAL_SECONDS)
     analysis = BatchAnalysis(settings, ner, cleaner, faults)
 
     def acker(stream: faust.StreamT) -> Callable[[Sequence[faust.EventT]], Any]:
@@ -121,6 +127,20 @@ def register_agents(
         timedelta(days=settings.dedup_retention_days),
         settings.dedup_sweep_batch,
     )
+    stories = StoryMemory(
+        topology.stories,
+        table_items_after,
+        settings.dedup_sweep_batch,
+        StoryConfig(
+            related_max=settings.story_related_max,
+            retention=timedelta(days=settings.dedup_retention_days),
+        ),
+    )
+
+    @app.on_partitions_assigned.connect
+    async def story_partition_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        # Another worker may have written the story table while it was theirs.
+        stories.forget_index()
 
     @app.agent(topology.dedup_topic, name="deduplicate")
     async def deduplicate(stream: faust.StreamT) -> None:
@@ -138,12 +158,13 @@ def register_agents(
             # One event at a time: table writes and sweep deletes must happen inside an event
             # (Faust sends them to the changelog partition of the current event).
             async for event in manual.events():
+                await commits.quiet()  # no table writes while a commit flushes them
                 if loop.time() >= next_sweep:
                     next_sweep = loop.time() + settings.dedup_sweep_interval_seconds
-                    sweep(memory)
+                    sweep(memory, stories)
                 metrics.ARTICLES.labels(stage="deduplicate", outcome="in").inc()
                 message = incoming(event)
-                await records.submit([event], [verdict_output(message, memory, settings, faults)])
+                await records.submit([event], [verdict_output(message, memory, stories, settings, faults)])
 
 
 class BatchAnalysis:
@@ -178,6 +199,10 @@ class BatchAnalysis:
         tagged = await self._run(
             self._ner_thread, "entities", len(prepared.ready), tag_batch, prepared, self._ner, faults
         )
+        if settings.story_linking:
+            tagged = await self._run(
+                self._ner_thread, "story", len(tagged.articles), embed_batch, tagged, self._ner
+            )
         assemble = functools.partial(
             assemble_batch, max_record_bytes=settings.max_record_bytes, faults=faults
         )
@@ -216,9 +241,13 @@ class BatchAnalysis:
 
 
 def verdict_output(
-    message: IncomingMessage, memory: DedupMemory, settings: Settings, faults: FaultInjection
+    message: IncomingMessage,
+    memory: DedupMemory,
+    stories: StoryMemory,
+    settings: Settings,
+    faults: FaultInjection,
 ) -> Output:
-    """The enriched record of one analysed article, or its DLQ record."""
+    """The enriched record of one analysed article (dedup verdict and story), or its DLQ record."""
     started = perf_counter()
     try:
         analyzed = AnalyzedArticle.model_validate_json(message.value or b"")
@@ -229,7 +258,8 @@ def verdict_output(
         return dead_letter_output(rejection, settings.max_record_bytes)
     try:
         faults.check("deduplicate", analyzed.article.text)
-        article = analyzed.article.model_copy(update={"dedup": memory.judge(analyzed)})
+        dedup = memory.judge(analyzed)
+        article = analyzed.article.model_copy(update={"dedup": dedup, "story": stories.link(analyzed)})
     except Exception as exc:  # noqa: BLE001 - this article alone goes to the DLQ
         # Keyed as its enriched record would be (the internal record's key is a fingerprint).
         rejection = Rejection(
@@ -250,8 +280,9 @@ def verdict_output(
     )
 
 
-def sweep(memory: DedupMemory) -> None:
-    for report in memory.sweep(utc_now()):
+def sweep(memory: DedupMemory, stories: StoryMemory) -> None:
+    now = utc_now()
+    for report in [*memory.sweep(now), stories.sweep(now)]:
         metrics.DEDUP_SWEPT_KEYS.labels(table=report.table).inc(report.swept)
         if report.remembered is not None:
             metrics.DEDUP_REMEMBERED_KEYS.labels(table=report.table).set(report.remembered)

@@ -28,6 +28,7 @@ class Topology:
     dlq_topic: faust.TopicT
     fingerprints: faust.Table
     near_index: faust.Table
+    stories: faust.Table
 
 
 def broker_urls(bootstrap_servers: str) -> list[str]:
@@ -97,6 +98,14 @@ def create_app(settings: Settings, state_dir: Path) -> Topology:
         key_type=str,
         extra_topic_configs=changelog_retention,
     )
+    # Story memory (pipeline.story_memory) beside the dedup memory, on the same one partition.
+    stories = app.Table(
+        "story-memory",
+        default=None,
+        partitions=1,
+        key_type=str,
+        extra_topic_configs=changelog_retention,
+    )
     serve_metrics(app)
     return Topology(
         app=app,
@@ -106,6 +115,7 @@ def create_app(settings: Settings, state_dir: Path) -> Topology:
         dlq_topic=raw_bytes_topic(settings.topic_dlq),
         fingerprints=fingerprints,
         near_index=near_index,
+        stories=stories,
     )
 
 

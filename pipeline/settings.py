@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     dedup_sweep_interval_seconds: float = Field(1.0, gt=0)
     dedup_sweep_batch: int = Field(1000, ge=1)
 
+    # Story linking across outlets and languages (docs/STORY_LINKING.md): the title-and-lead
+    # embedding runs in the NER process; off, `story` is null and no embedding model loads.
+    story_linking: bool = True
+    story_related_max: int = Field(10, ge=0)  # earlier articles listed in story.related
+
     # Kafka security for real clusters (PIPELINE_KAFKA_*). Applied to the Faust app, the CLI's
     # clients and the start-up access check. The password is a SecretStr: never in repr or logs.
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

@@ -127,6 +127,7 @@ def run_worker(settings: Settings) -> None:
         settings.spacy_models,
         timeout_seconds=settings.ner_timeout_seconds,
         min_chars_per_second=settings.ner_min_chars_per_second,
+        embeddings=settings.story_linking,
     )
     ner.start()  # models load before joining the group: a load must not stall a rebalance
     for lang, seconds in ner.load_seconds.items():

@@ -9,7 +9,7 @@ from datetime import datetime
 import orjson
 import pytest
 
-from tests.conftest import SEED_PATH
+from tests.conftest import REPO_ROOT, SEED_PATH
 
 SEED_ID = SEED_PATH.stem
 WIDGET_TEXT = ("Cliquez sur une étoile", "Note moyenne", "Laisser un commentaire", "Aucun vote")
@@ -65,8 +65,13 @@ def test_seed_as_txt_is_enriched_per_contract(pipeline_run, worker_port):
     poutine = [e for e in entities if e["text"] == "Poutine"]
     assert poutine and all(e["canonical"] == "Vladimir Poutine" for e in poutine)
 
+    keys = {e["text"]: e["key"] for e in entities}
+    assert keys["Vladimir Poutine"] == keys["Vladimir Putin"] == keys["Poutine"] != ""
+    assert keys["Corée du Nord"] == keys["North Korea"]
+
     assert record["dedup"] == {"status": "unique", "duplicate_of": None, "similarity": None}
     assert record["quality"] == []
+    assert record["story"] == {"id": SEED_ID, "similarity": 1.0, "related": []}
 
 
 def test_seed_resent_as_json_with_another_id_is_a_duplicate(pipeline_run, worker_port):
@@ -82,6 +87,23 @@ def test_seed_resent_as_json_with_another_id_is_a_duplicate(pipeline_run, worker
     assert duplicate["dedup"]["duplicate_of"] == SEED_ID
     assert duplicate["source"] == "wire"
     assert duplicate["text"] == records[SEED_ID]["text"]
+    assert duplicate["story"]["id"] == SEED_ID
+    assert duplicate["story"]["related"][0] == {
+        "id": SEED_ID, "similarity": duplicate["story"]["similarity"], "language": "fr"
+    }
+
+
+def test_an_english_version_of_the_seed_joins_its_story(pipeline_run, worker_port):
+    english = REPO_ROOT / "samples" / "seed-english.txt"
+    done = pipeline_run.cli("ingest", str(english))
+    assert done.returncode == 0, done.stderr.decode()
+    records = by_id(
+        pipeline_run.consume("enriched", lambda rs: {english.stem, SEED_ID} <= by_id(rs).keys())
+    )
+    story = records[english.stem]["story"]
+    assert records[english.stem]["language"] == "en"
+    assert story["id"] == SEED_ID
+    assert SEED_ID in {r["id"] for r in story["related"]}
 
 
 def test_bad_messages_go_to_the_dlq_and_the_next_good_one_is_enriched(pipeline_run, worker_port):

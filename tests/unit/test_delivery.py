@@ -266,3 +266,31 @@ def test_a_failed_batch_is_reported_at_once_even_if_nothing_more_is_submitted() 
 
     [failure] = asyncio.run(scenario())
     assert isinstance(failure, DeliveryRefused)
+
+
+def test_prompt_commit_holds_writers_while_a_commit_runs_and_spaces_commits() -> None:
+    async def scenario():
+        started: list[float] = []
+        release = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        async def commit() -> None:
+            started.append(loop.time())
+            await release.wait()
+
+        prompt = PromptCommit(commit, min_interval=0.1)
+        await asyncio.wait_for(prompt.quiet(), 0.01)  # nothing running: no wait
+        prompt.request()
+        await asyncio.sleep(0.01)
+        writer = asyncio.ensure_future(prompt.quiet())
+        await asyncio.sleep(0.02)
+        held = not writer.done()
+        release.set()
+        await asyncio.wait_for(writer, 0.05)
+        prompt.request()  # during the pause after the first commit
+        await asyncio.sleep(0.2)
+        return held, started
+
+    held, started = asyncio.run(scenario())
+    assert held
+    assert len(started) == 2 and started[1] - started[0] >= 0.1

@@ -1,0 +1,132 @@
+"""The story memory: one table, the vector index over it, verdicts and the sweep.
+
+Like the dedup memory, the table is anything with `get`, item assignment and `del` (a Faust
+table on the dedup partition in the worker, a dict in tests), iterated in key order by
+`items_after`. It holds two kinds of records (`pipeline.stages.story`): an article's story
+features under ``"s" + short id`` and an entity key's newest article ids under ``"k" + hash``.
+
+The vector index lives in memory only: it is rebuilt from the article records the first time it
+is needed after `forget_index` (the worker calls it when it is given the partition, since another
+worker may have written the table meanwhile). Verdicts are taken at the article's
+`ingested_at`, so replaying a topic links the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from pipeline.dedup_memory import ItemsAfter, SweepReport
+from pipeline.records import AnalyzedArticle, RelatedOut, StoryOut
+from pipeline.stages.dedup import SweepPosition, short_id, sweep_step
+from pipeline.stages.story import (
+    ARTICLE_PREFIX,
+    DEFAULT_STORY,
+    NamedEntity,
+    StoryArticle,
+    StoryConfig,
+    StoryModel,
+    VectorIndex,
+    article_record_key,
+    entity_keys,
+    key_hash,
+    key_record_key,
+    link,
+    story_article,
+)
+
+Table = MutableMapping[str, Any]
+
+
+@dataclass
+class StoryMemory:
+    table: Table
+    items_after: ItemsAfter
+    sweep_budget: int
+    config: StoryConfig = DEFAULT_STORY
+    model: StoryModel = field(default_factory=StoryModel.default)
+    _index: VectorIndex | None = None
+    _ids: dict[str, str] = field(default_factory=dict)  # short id -> article id, in the index
+    _position: SweepPosition = field(default_factory=SweepPosition)
+
+    def link(self, analyzed: AnalyzedArticle) -> StoryOut | None:
+        """The article's story among the articles remembered in the window; what it teaches is
+        written to the table. None for a record without a story vector (linking off, no text,
+        a wall)."""
+        if analyzed.story_vector is None:
+            return None
+        article = analyzed.article
+        index = self._vectors()
+        vector = np.asarray(analyzed.story_vector, dtype=np.float32)
+        keys = entity_keys(NamedEntity(e.canonical, e.label, e.lang) for e in article.entities)
+        key_records = {
+            key_record_key(key_hash(key)): self.table.get(key_record_key(key_hash(key)))
+            for key in keys
+        }
+        features = story_article(
+            article.id, vector, keys, key_records, article.text, article.language,
+            article.ingested_at,
+        )
+        shorts = {s for record in key_records.values() if record for s in record["a"]}
+        ids = {self._ids[s] for s in shorts if s in self._ids}
+        ids |= {i for i, _ in index.top_k(vector, self.config.vector_candidates)}
+        ids.add(article.id)  # its own record, when this is a redelivery
+        records = {i: self.table.get(article_record_key(i)) for i in sorted(ids)}
+        candidates = [StoryArticle.from_record(r) for r in records.values() if r is not None]
+        previous = next((c for c in candidates if c.article_id == article.id), None)
+        judgement = link(
+            features, candidates, key_records, self.model, article.ingested_at, self.config,
+            previous=previous,
+        )
+        for key, record in judgement.writes.items():
+            self.table[key] = record
+        if judgement.writes:
+            index.add(article.id, judgement.article.vector)
+            self._ids[short_id(article.id)] = article.id
+        verdict = judgement.verdict
+        return StoryOut(
+            id=verdict.id,
+            similarity=verdict.similarity,
+            related=[RelatedOut(id=r.id, similarity=r.similarity, language=r.language)
+                     for r in verdict.related],
+        )
+
+    def forget_index(self) -> None:
+        """Rebuild the vector index from the table before the next verdict."""
+        self._index = None
+        self._ids = {}
+
+    def sweep(self, now: datetime) -> SweepReport:
+        """One bounded step over the table: delete up to `sweep_budget` examined records past
+        the retention window (articles leave the vector index with them)."""
+        step = sweep_step(
+            self.items_after(self.table, self._position.after),
+            self._position,
+            now=now,
+            retention=self.config.retention,
+            budget=self.sweep_budget,
+        )
+        for key in step.expired:
+            del self.table[key]
+            if key.startswith(ARTICLE_PREFIX):
+                article_id = self._ids.pop(key[len(ARTICLE_PREFIX) :], None)
+                if article_id is not None and self._index is not None:
+                    self._index.remove(article_id)
+        self._position = step.position
+        return SweepReport("story", len(step.expired), step.remembered)
+
+    def _vectors(self) -> VectorIndex:
+        if self._index is None:
+            index = VectorIndex()
+            self._ids = {}
+            for key, record in self.items_after(self.table, None):
+                if key.startswith(ARTICLE_PREFIX):
+                    remembered = StoryArticle.from_record(record)
+                    index.add(remembered.article_id, remembered.vector)
+                    self._ids[key[len(ARTICLE_PREFIX) :]] = remembered.article_id
+            self._index = index
+        return self._index
