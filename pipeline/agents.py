@@ -37,7 +37,7 @@ from pipeline.cleaning_process import HtmlCleaningProcess
 from pipeline.dedup_memory import DedupMemory
 from pipeline.delivery import Delivery, DeliveryRefused, OrderedDelivery, Output, PromptCommit
 from pipeline.lag import register_lag_monitor
-from pipeline.ner_process import NerProcess
+from pipeline.ner_process import NerPool
 from pipeline.records import (
     AnalyzedArticle,
     EnrichedArticle,
@@ -54,9 +54,9 @@ log = logging.getLogger("pipeline.agents")
 
 T = TypeVar("T")
 
-# Two batches in flight keep the NER process busy: one is tagged while the next is prepared
-# (and the one before is assembled and sent). More would only add latency.
-BATCHES_IN_FLIGHT = 2
+# Batches in flight beyond one per NER process: every NER process tags a batch while the next is
+# prepared (and the one before is assembled and sent). More would only add latency.
+SPARE_BATCHES_IN_FLIGHT = 1
 # Dedup records whose delivery may be pending at once: sends are not serialised on round trips.
 DEDUP_RECORDS_IN_FLIGHT = 16
 # Offsets are committed this often while articles flow: a crash repeats about this much work
@@ -72,7 +72,7 @@ DEDUP, ENRICHED, DLQ = "dedup", "enriched", "dlq"
 def register_agents(
     topology: Topology,
     settings: Settings,
-    ner: NerProcess,
+    ner: NerPool,
     cleaner: HtmlCleaningProcess,
     faults: FaultInjection,
 ) -> None:
@@ -108,7 +108,7 @@ def register_agents(
         batches: OrderedDelivery[faust.EventT] = OrderedDelivery(
             delivery,
             acker(stream),
-            BATCHES_IN_FLIGHT,
+            ner.size + SPARE_BATCHES_IN_FLIGHT,
             on_delivered=count_delivered("analyze"),
             on_failure=functools.partial(stop_unaccounted, "analyze"),
         )
@@ -169,13 +169,13 @@ def register_agents(
 
 class BatchAnalysis:
     """The three analysis phases of a batch, each on its own thread so the event loop stays free:
-    prepare and assemble on the stage thread, NER on a thread that waits for the NER process
-    (a batch is prepared while the previous one is tagged)."""
+    prepare and assemble on the stage thread, NER on threads that wait for the NER processes,
+    one thread each (a batch is prepared while the previous ones are tagged)."""
 
     def __init__(
         self,
         settings: Settings,
-        ner: NerProcess,
+        ner: NerPool,
         cleaner: HtmlCleaningProcess,
         faults: FaultInjection,
     ) -> None:
@@ -184,7 +184,7 @@ class BatchAnalysis:
         self._cleaner = cleaner
         self._faults = faults
         self._stage_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stages")
-        self._ner_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ner")
+        self._ner_thread = ThreadPoolExecutor(max_workers=ner.size, thread_name_prefix="ner")
 
     async def outputs(self, messages: list[IncomingMessage]) -> list[Output]:
         settings, faults = self._settings, self._faults

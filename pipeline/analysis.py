@@ -185,7 +185,7 @@ class Rejection:
 
 
 class Tagger(Protocol):
-    """What runs the NER models: an `EntityRecognizer`, or the worker's `NerProcess`."""
+    """What runs the NER models: an `EntityRecognizer`, or the worker's `NerPool`."""
 
     @property
     def languages(self) -> frozenset[str]: ...
@@ -197,7 +197,7 @@ class Tagger(Protocol):
 
 
 class Embedder(Protocol):
-    """What embeds title and lead for story linking: `stages.story.Embedder`, `NerProcess`."""
+    """What embeds title and lead for story linking: `stages.story.Embedder`, `NerPool`."""
 
     def embed(self, texts: Sequence[str]) -> Any: ...
 

@@ -11,8 +11,11 @@ How the child is kept (respawn, time limit, exit with the worker): `pipeline.chi
 from __future__ import annotations
 
 import functools
+import queue
 import time
-from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -96,6 +99,68 @@ class NerProcess:
         if self._timeout is None:
             return None
         return self._timeout + (chars / self._min_rate if self._min_rate else 0.0)
+
+
+class NerPool:
+    """Several NER processes behind the `NerProcess` calls; each call goes to a free one.
+
+    One NER process keeps one core busy: with one per core, a worker's batches are tagged on
+    every core at once (docs/BENCHMARKS.md, "Throughput and latency"). A call waits while all
+    are busy, so callers should run at most `size` calls at a time.
+    """
+
+    def __init__(self, processes: Sequence[NerProcess]) -> None:
+        if not processes:
+            raise ValueError("a NER pool needs at least one process")
+        self._processes = list(processes)
+        self._free: queue.SimpleQueue[NerProcess] = queue.SimpleQueue()
+        for process in self._processes:
+            self._free.put(process)
+
+    @property
+    def size(self) -> int:
+        return len(self._processes)
+
+    @property
+    def languages(self) -> frozenset[str]:
+        return self._processes[0].languages
+
+    @property
+    def settings(self) -> EntitySettings:
+        return self._processes[0].settings
+
+    @property
+    def pids(self) -> list[int | None]:
+        return [process.pid for process in self._processes]
+
+    @property
+    def load_seconds(self) -> dict[str, float]:
+        return self._processes[0].load_seconds
+
+    def start(self) -> None:
+        """Start every process, loading their models side by side."""
+        with ThreadPoolExecutor(len(self._processes)) as starter:
+            list(starter.map(NerProcess.start, self._processes))
+
+    def tag(self, articles: Sequence[tuple[str, Sequence[Segment]]]) -> TaggedBatch:
+        with self._lease() as process:
+            return process.tag(articles)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lease() as process:
+            return process.embed(texts)
+
+    def close(self) -> None:
+        for process in self._processes:
+            process.close()
+
+    @contextmanager
+    def _lease(self) -> Iterator[NerProcess]:
+        process = self._free.get()
+        try:
+            yield process
+        finally:
+            self._free.put(process)
 
 
 TAG, EMBED = "tag", "embed"

