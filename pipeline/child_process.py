@@ -13,6 +13,7 @@ hang for longer than the limit.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import signal
@@ -20,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from pipeline.analysis import StageTimeout
@@ -113,7 +115,7 @@ class ChildProcess:
         process = _CONTEXT.Process(
             target=_serve,
             args=(child_end, self._setup),
-            name=f"pipeline-{self.name}",
+            name=f"pipeline-{self.name.split()[0].lower()}",  # "pipeline-ner": see _serve
             daemon=True,  # multiprocessing stops it when the worker exits normally
         )
         process.start()
@@ -182,6 +184,10 @@ def _kill(process: Any, fired: threading.Event) -> None:
 def _serve(conn: Connection, setup: Setup) -> None:
     # Ctrl-C reaches the whole process group; the worker decides when this process ends.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Named in ps and top (all spawned children are "python -c ..." otherwise): an operator
+    # sees which process holds the models, and tests find them.
+    with contextlib.suppress(OSError):
+        Path("/proc/self/comm").write_text(multiprocessing.current_process().name[:15])
     try:
         handler, ready_info = setup()
     except Exception as exc:  # noqa: BLE001 - reported to the worker, which fails its start

@@ -21,7 +21,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
 from tests.integration.conftest import PipelineRun, TopicReader
-from tests.integration.test_reliability import ner_process_of
+from tests.integration.test_reliability import ner_processes_of
 
 FAULTS = {"prepare": "FAULT-PREPARE", "tag": "FAULT-TAG", "assemble": "FAULT-ASSEMBLE",
           "deduplicate": "FAULT-DEDUP"}
@@ -144,14 +144,16 @@ def test_an_exception_in_each_phase_dead_letters_that_article_alone(run, outputs
 
 def test_a_hung_ner_process_is_stopped_and_nothing_is_lost(run, outputs):
     worker = run.workers[0]
-    hung = ner_process_of(worker.pid)
+    hung, *_ = ner_processes_of(worker.pid)
     os.kill(hung, signal.SIGSTOP)
     keys = [f"while-hung-{i}" for i in range(6)]
-    run.produce([story(key) for key in keys], keys=[k.encode() for k in keys])
+    for key in keys:  # one batch each: batches go to the NER processes in turn, the hung one too
+        run.produce([story(key)], keys=[key.encode()])
+        time.sleep(0.3)
     found = wait_for_keys(outputs, set(keys), timeout=180)
     assert all([r.get("error") for r in found[key]] == [None] for key in keys)
     assert worker.poll() is None, run.log_tail()
-    assert ner_process_of(worker.pid) != hung
+    assert hung not in ner_processes_of(worker.pid)
     assert "stopped after its time limit" in run.log_tail(2000)
 
 

@@ -238,18 +238,17 @@ def test_fuzzed_payloads_end_in_output_or_dlq(pipeline_run, fuzz_readers, payloa
 
 
 
-def ner_process_of(worker_pid: int) -> int:
-    """The pid of a worker's NER child (multiprocessing's spawn entry point in its command)."""
+def ner_processes_of(worker_pid: int) -> list[int]:
+    """The pids of a worker's NER children (they name themselves `pipeline-ner`)."""
     # Every thread's children: a respawned NER process is the child of the thread that waits on it.
     kids = [
-        kid
+        int(kid)
         for task in Path(f"/proc/{worker_pid}/task").iterdir()
         for kid in (task / "children").read_text().split()
     ]
-    for kid in kids:
-        if b"spawn_main" in Path(f"/proc/{kid}/cmdline").read_bytes():
-            return int(kid)
-    raise AssertionError(f"worker {worker_pid} has no NER process among {kids}")
+    ner = [kid for kid in kids if Path(f"/proc/{kid}/comm").read_text().strip() == "pipeline-ner"]
+    assert ner, f"worker {worker_pid} has no NER process among {kids}"
+    return ner
 
 
 def test_a_killed_ner_process_is_respawned_and_loses_nothing(pipeline_run):
@@ -263,13 +262,13 @@ def test_a_killed_ner_process_is_respawned_and_loses_nothing(pipeline_run):
     wanted = {key.decode() for key, _ in batch}
     out.wait_for(lambda rs: len(wanted & ids_on(rs)) >= 5, 120, "the first records")
     assert "the NER process died" not in pipeline_run.log_tail(400)
-    first = ner_process_of(worker.pid)
+    first, *_ = ner_processes_of(worker.pid)
     os.kill(first, signal.SIGKILL)  # mid-stream: a batch is being tagged
     out.wait_for(lambda rs: wanted <= ids_on(rs), 180, "every id after the NER process died")
     dlq.poll(2.0)
     assert not wanted & {r.get("key") for r in dlq.records}, "a healthy article went to the DLQ"
     assert worker.poll() is None, pipeline_run.log_tail()
-    assert ner_process_of(worker.pid) != first
+    assert first not in ner_processes_of(worker.pid)
     assert "the NER process died" in pipeline_run.log_tail(400)
 
 
