@@ -18,7 +18,7 @@ from kafka.errors import KafkaError
 from pipeline.agents import BATCHES_IN_FLIGHT, DEDUP_RECORDS_IN_FLIGHT
 from pipeline.kafka_local import LocalKafka, default_state_dir
 from pipeline.settings import Settings
-from tests.conftest import SHARED_DATA
+from tests.conftest import TEST_DATA
 from tests.integration.conftest import PipelineRun, TopicReader, free_port
 
 # A SIGKILL repeats what the worker had in flight (its analysis batches, its dedup records) and
@@ -30,9 +30,9 @@ LANGUAGES = ["en", "fr", "de", "es", "it", "pt", "nl", "pl"]
 
 
 def articles(count: int) -> list[tuple[bytes, bytes]]:
-    """Distinct short articles (4 real sentences each) from the shared language-ID data."""
+    """Distinct short articles (4 real sentences each) from the language-ID test sentences."""
     sentences = {
-        lang: (SHARED_DATA / "langid" / "sentences" / f"{lang}.txt").read_text().splitlines()
+        lang: (TEST_DATA / "langid" / "sentences" / f"{lang}.txt").read_text().splitlines()
         for lang in LANGUAGES
     }
     out = []
