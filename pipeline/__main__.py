@@ -124,17 +124,12 @@ def demo(
 
 @cli.command()
 def schema() -> None:
-    """Print the JSON Schema of the output and DLQ records."""
+    """Print the JSON Schemas of the input, output and DLQ records (docs/CONTRACT.md)."""
     import orjson
 
-    from pipeline.records import DeadLetter, EnrichedArticle, RawArticle
+    from pipeline.records import json_schemas
 
-    schemas = {
-        "input": RawArticle.model_json_schema(),
-        "output": EnrichedArticle.model_json_schema(),
-        "dlq": DeadLetter.model_json_schema(),
-    }
-    typer.echo(orjson.dumps(schemas, option=orjson.OPT_INDENT_2).decode())
+    typer.echo(orjson.dumps(json_schemas(), option=orjson.OPT_INDENT_2).decode())
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The seed article through the real broker and a real worker, checked against CONTRACT.md."""
+"""The seed article through the real broker and a real worker, checked against docs/CONTRACT.md."""
 
 from __future__ import annotations
 
