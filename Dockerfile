@@ -9,19 +9,21 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Project metadata first, then the code: `pip install .` needs both (the readme is in metadata).
-COPY pyproject.toml README.md ./
-COPY pipeline ./pipeline
+# Built from a copy of the source that is removed afterwards, so only the installed package
+# (non-editable, in site-packages) can be imported. The readme is part of the metadata.
+COPY pyproject.toml README.md /src/
+COPY pipeline /src/pipeline
 COPY config ./config
-RUN pip install . \
+RUN pip install /src \
+    && rm -rf /src \
     && useradd --system --uid 10001 --home-dir /app --no-create-home pipeline \
-    && mkdir -p /app/var/worker \
+    && mkdir -p /app/var \
     && chown -R pipeline /app/var
 
-# The package is installed into site-packages, so point it at this folder's config and state.
+# The package is installed into site-packages (not editable): config and state live in /app.
 # Inside a container the web server must listen on every interface for Prometheus to scrape it.
 ENV PIPELINE_CONFIG=/app/config/pipeline.toml \
-    PIPELINE_STATE_DIR=/app/var/worker \
+    PIPELINE_STATE_DIR=/app/var \
     PIPELINE_WEB_HOST=0.0.0.0 \
     PIPELINE_WEB_PORT=6066 \
     KAFKA_BOOTSTRAP_SERVERS=kafka:9092

@@ -4,7 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SAMPLES ?= ../shared/data/seed/000_1a9e3e07799cbb39.txt ../shared/data/html/lemonde-1/source.html ../shared/data/html/bbc-1/source.html
+# samples/README.md says what each is; the demo re-sends the first one as a duplicate.
+SAMPLES ?= samples/seed.txt samples/lemonde-1.html samples/bbc-1.html samples/seed-english.txt
 
 .PHONY: setup run test unit integration lint kafka-start kafka-stop clean
 

@@ -1,8 +1,8 @@
 """The throughput benchmark's articles: real pages and the seed, copied into distinct records.
 
-Base articles: the readable text of ``shared/data/html/<page>/expected.html`` (tags stripped,
+Base articles: the readable text of ``tests/data/html/<page>/expected.html`` (tags stripped,
 one paragraph per block element, the page title as title) for five English and two French
-pages, and the seed article(s) ``shared/data/seed/*.txt`` (first line the title).
+pages, and the seed article(s) ``tests/data/seed/*.txt`` (first line the title).
 
 Copies: copy ``i`` of the corpus is base article ``i % len(bases)`` with a unique id and one
 added sentence naming its serial number and the run, so every copy has its own content
@@ -18,10 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-from dedup_corpus import html_paragraphs
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+from dedup_corpus import DATA, html_paragraphs
 
 PAGES = {
     "bbc-1": "en",

@@ -1,11 +1,12 @@
 """The story benchmarks' data: human-rated pairs and their articles, through the project's stages.
 
-Pairs and documents are JSON lines (SemEval-2022 task 8 format as laid in shared/data/story):
-pairs ``{"a", "b", "overall", "l1", "l2"}`` (1 = same story ... 4 = unrelated), documents
-``{"id", "text", "lang"}`` whose first line is the title. Each document goes through
-``analysis.process_batch`` with the configured spaCy models, so cleaning, language, entities and
-MinHash are what the worker would produce; the ``lang`` field is never given to the pipeline.
-Nothing of these articles is written into the repository: caches go where ``--cache`` says.
+Pairs and documents are JSON lines in the SemEval-2022 task 8 format, in files the caller names
+(the repository does not keep them): pairs ``{"a", "b", "overall", "l1", "l2"}`` (1 = same
+story ... 4 = unrelated), documents ``{"id", "text", "lang"}`` whose first line is the title.
+Each document goes through ``analysis.process_batch`` with the configured spaCy models, so
+cleaning, language, entities and MinHash are what the worker would produce; the ``lang`` field
+is never given to the pipeline. Nothing of these articles is written into the repository:
+caches go where ``--cache`` says.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def analyse_docs(path: Path, cache: Path | None) -> dict[str, Doc]:
             recognizer,
             max_message_bytes=settings.max_message_bytes,
             max_text_chars=settings.max_text_chars,
+            max_record_bytes=settings.max_record_bytes,
         )
         for _, analysed in outcome.analyzed:
             article = analysed.article

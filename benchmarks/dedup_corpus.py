@@ -1,8 +1,10 @@
 """Articles and their copies for the deduplication benchmark.
 
-Originals: the readable text of the 12 real pages (``html/*/expected.html`` with the page title as
-headline) and the seed article; distinct pseudo-articles cut from the 75-language sentence files
-(10-20 consecutive sentences, paragraphs of 2-4 sentences, first sentence as headline).
+Originals: the readable text of the 12 real pages (``tests/data/html/*/expected.html`` with the
+page title as headline) and the seed article (``tests/data/seed``); distinct pseudo-articles cut
+from the 75-language sentence files of lingua-py's test data, a directory given by the caller
+(the repository keeps only the lines its tests use) (10-20 consecutive sentences, paragraphs of
+2-4 sentences, first sentence as headline).
 
 Copies, each built with its own seeded random generator:
   chrome    residual site chrome around the text (nav, share, newsletter, copyright lines)
@@ -26,7 +28,8 @@ from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The real pages and the seed, as the tests use them.
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 
 _BLOCKS = {
     "p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "figcaption",
@@ -108,11 +111,12 @@ def real_articles() -> list[Article]:
     return articles
 
 
-def sentence_articles(seed: int = 7) -> list[Article]:
-    """Distinct pseudo-articles: consecutive runs of 10-20 sentences of one language."""
+def sentence_articles(sentences_dir: Path, seed: int = 7) -> list[Article]:
+    """Distinct pseudo-articles: consecutive runs of 10-20 sentences of one language, from
+    ``sentences_dir/<iso639-1>.txt``."""
     rng = random.Random(seed)
     articles = []
-    for path in sorted((DATA / "langid" / "sentences").glob("*.txt")):
+    for path in sorted(sentences_dir.glob("*.txt")):
         lang = path.stem
         joiner = "" if lang in ("zh", "ja", "th") else " "
         sentences = [s.strip() for s in path.read_text(encoding="utf-8").splitlines() if s.strip()]

@@ -1,8 +1,11 @@
 """Near-duplicate detection quality, throughput and state size; prints markdown tables.
 
-    .venv/bin/python benchmarks/dedup_quality.py                 # the tuned defaults
-    .venv/bin/python benchmarks/dedup_quality.py --threshold 0.5 --rows 4 --bands 32
-    .venv/bin/python benchmarks/dedup_quality.py --sweep         # compare configurations
+    .venv/bin/python benchmarks/dedup_quality.py --sentences-dir DIR    # the tuned defaults
+    .venv/bin/python benchmarks/dedup_quality.py --sentences-dir DIR --threshold 0.5 --rows 4
+    .venv/bin/python benchmarks/dedup_quality.py --sentences-dir DIR --sweep  # configurations
+
+DIR holds lingua-py's test sentences (``<iso639-1>.txt``, 75 languages, 1,000 lines each), which
+the repository does not keep in full.
 
 What it does (see benchmarks/dedup_corpus.py for the articles and the kinds of copy):
 1. streams every distinct article (12 real pages + seed + ~4,900 sentence pseudo-articles) through
@@ -544,6 +547,13 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     defaults = NearDupConfig()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--sentences-dir",
+        type=Path,
+        required=True,
+        help="required: the lingua-py test sentences, one <iso639-1>.txt per language (75 "
+        "languages, 1,000 lines each; Apache-2.0), not kept in the repository",
+    )
     parser.add_argument("--num-perm", type=int, default=defaults.num_perm)
     parser.add_argument("--bands", type=int, default=defaults.bands)
     parser.add_argument("--rows", type=int, default=defaults.rows)
@@ -571,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"Machine: {machine()}")
     real = corpus.real_articles()
-    sentences = corpus.sentence_articles()
+    sentences = corpus.sentence_articles(args.sentences_dir)
     cache = Signatures()
     if args.sweep:
         table("Sweep", SWEEP_HEADER, [])

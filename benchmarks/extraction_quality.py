@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/extraction_quality.py
     .venv/bin/python benchmarks/extraction_quality.py --variants   # also other trafilatura settings
 
-Pages: shared/data/html/*/source.html, reference text: expected.html with tags stripped (mozilla
-readability's test suite). Token F1 is on a bag of lower-cased words; CJK characters count one
+Pages: tests/data/html/*/source.html (``--pages`` names another directory laid out the same),
+reference text: expected.html with tags stripped (mozilla readability's test suite). Token F1 is on a bag of lower-cased words; CJK characters count one
 token each, since Chinese has no spaces between words. Time is CPU time per page
 (`time.process_time`), best of --repeat.
 """
@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.stages.clean import clean_html
 
-PAGES = ROOT.parent / "shared" / "data" / "html"
+PAGES = ROOT / "tests" / "data" / "html"
 _TOKEN = re.compile(r"[\u3400-\u9fff]|[^\W\u3400-\u9fff]+")
 
 
@@ -51,11 +51,14 @@ def trafilatura_with(**options: Any) -> Callable[[str], str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--pages", type=Path, default=PAGES, help="<page>/source.html and expected.html per page"
+    )
     parser.add_argument("--variants", action="store_true", help="also other trafilatura settings")
     parser.add_argument("--repeat", type=int, default=2, help="timing passes (best is kept)")
     args = parser.parse_args(argv)
 
-    pages = sorted(p for p in PAGES.iterdir() if p.is_dir())
+    pages = sorted(p for p in args.pages.iterdir() if p.is_dir())
     sources = {p.name: (p / "source.html").read_text(encoding="utf-8") for p in pages}
     expected = {
         p.name: lxml.html.fromstring(

@@ -1,7 +1,10 @@
 """Fit the story similarity model on human-rated pairs; write pipeline/stages/story_model.json.
 
     PYTHONPATH=. .venv/bin/python benchmarks/fit_story_model.py \\
-        --pairs ../shared/data/story/dev_pairs.jsonl --docs ../shared/data/story/dev_docs.jsonl
+        --pairs PAIRS.jsonl --docs DOCS.jsonl
+
+PAIRS and DOCS are human-rated article pairs and their texts (SemEval-2022 task 8 dev data; the
+articles belong to their publishers, so the repository does not keep them): see _story_data.py.
 
 Every document goes through the project's stages (cleaning, language, NER, MinHash) and the
 embedder, in file order as one stream, so each pair's features are the ones the stream computes
@@ -193,8 +196,19 @@ def load(args: argparse.Namespace) -> tuple[list[data.Pair], list[data.Doc], np.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pairs", type=Path, required=True, help="rated pairs, JSON lines")
-    parser.add_argument("--docs", type=Path, required=True, help="their articles, JSON lines")
+    parser.add_argument(
+        "--pairs",
+        type=Path,
+        required=True,
+        help="required: rated pairs, JSON lines (SemEval-2022 "
+        "task 8 format, see benchmarks/_story_data.py); not kept in the repository",
+    )
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        required=True,
+        help="required: the pairs' articles, JSON lines; not kept in the repository",
+    )
     parser.add_argument(
         "--cache", type=Path, default=Path("/tmp/story-cache"), help="analysed docs, embeddings"
     )

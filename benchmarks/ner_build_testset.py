@@ -1,9 +1,9 @@
-"""Build the hand-annotated NER test set (benchmarks/data/ner/*.jsonl) from the shared pages.
+"""Build the hand-annotated NER test set (benchmarks/data/ner/*.jsonl) from the test pages.
 
 No public French or English NER test set ships in a package we can install here (CoNLL-2003,
 WikiNER, WikiANN and the like are only downloadable from hubs), so the set is made by hand from
-the real news pages in ../shared/data/html (mozilla/readability test pages, Apache-2.0) and the
-seed article. The annotations below are the source of truth; the JSONL files are generated and
+the real news pages in tests/data/html (mozilla/readability test pages, Apache-2.0) and the
+seed article (tests/data/seed). The annotations below are the source of truth; the JSONL files are generated and
 committed so the benchmark does not need the HTML.
 
 Guidelines (CoNLL-2003 style, four types):
@@ -21,7 +21,7 @@ Each document lists (surface, label) pairs: every occurrence of the surface (who
 ’ interchangeable) gets the label, longer surfaces first; a third item restricts the pair to the
 n-th occurrences (0-based, counted over the whole text); label "O" blocks an occurrence.
 
-    .venv/bin/python benchmarks/ner_build_testset.py [--check]
+    .venv/bin/python benchmarks/ner_build_testset.py [--show ID]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 import lxml.html
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+TEST_DATA = ROOT / "tests" / "data"
 OUT = ROOT / "benchmarks" / "data" / "ner"
 BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "figcaption", "pre", "td"}
 
@@ -333,7 +333,7 @@ SEED_ENGLISH = ("Russian Defence Minister", "[File: Alexander Zemlianichenko/Reu
 
 
 def page_text(name: str) -> str:
-    html = (SHARED / "html" / name / "expected.html").read_text(encoding="utf-8")
+    html = (TEST_DATA / "html" / name / "expected.html").read_text(encoding="utf-8")
     root = lxml.html.fromstring(html)
     paragraphs = []
     for element in root.iter():
@@ -373,14 +373,14 @@ def annotate(text: str, annotations: list[Ann]) -> list[list[object]]:
 
 
 def seed_document() -> dict[str, object]:
-    raw = (SHARED / "seed" / "000_1a9e3e07799cbb39.txt").read_text(encoding="utf-8")
+    raw = (TEST_DATA / "seed" / "000_1a9e3e07799cbb39.txt").read_text(encoding="utf-8")
     text = raw.split("\n\nSource:")[0]
     en_start = text.index(SEED_ENGLISH[0])
     en_end = text.index(SEED_ENGLISH[1]) + len(SEED_ENGLISH[1])
     segments = [[0, en_start, "fr"], [en_start, en_end, "en"], [en_end, len(text), "fr"]]
     return {
         "id": "seed",
-        "source": "shared/data/seed/000_1a9e3e07799cbb39.txt",
+        "source": "tests/data/seed/000_1a9e3e07799cbb39.txt",
         "split": "dev",
         "text": text,
         "segments": segments,
@@ -395,7 +395,7 @@ def documents() -> list[dict[str, object]]:
         docs.append(
             {
                 "id": name,
-                "source": f"shared/data/html/{name}/expected.html",
+                "source": f"tests/data/html/{name}/expected.html",
                 "split": "test",
                 "text": text,
                 "segments": [[0, len(text), lang]],

@@ -1,7 +1,10 @@
 """Story linking quality on human-rated pairs: pairs, and the stream as a consumer sees it.
 
     PYTHONPATH=. .venv/bin/python benchmarks/story_linking.py \\
-        --pairs ../shared/data/story/dev_pairs.jsonl --docs ../shared/data/story/dev_docs.jsonl
+        --pairs PAIRS.jsonl --docs DOCS.jsonl
+
+PAIRS and DOCS are human-rated article pairs and their texts (SemEval-2022 task 8 dev data; the
+articles belong to their publishers, so the repository does not keep them): see _story_data.py.
 
 Documents go through the project's stages (cleaning, language, NER, MinHash: ``_story_data``)
 and the embedder. Every number is cross-validated (5 folds by pair, fixed seed): a pair is

@@ -93,15 +93,23 @@ def tail(
     count: Annotated[int | None, typer.Option(help="Stop after N records")] = None,
     timeout: Annotated[float, typer.Option(help="Stop after S seconds without a record")] = 10.0,
     from_beginning: Annotated[bool, typer.Option(help="Start at the oldest record")] = True,
+    pretty: Annotated[
+        bool, typer.Option(help="A short summary per record (what `make run` shows)")
+    ] = False,
 ) -> None:
-    """Print records of a topic as JSON lines."""
+    """Print records of a topic as JSON lines, or summarised with --pretty."""
     from pipeline.kafka_io import consume
+    from pipeline.summary import summarize_message
 
     settings = load_settings()
+    colour = sys.stdout.isatty()
     for record in consume(
         settings, topic or settings.topic_enriched, count, timeout, from_beginning
     ):
-        typer.echo(record.decode("utf-8", "replace"))
+        if pretty:
+            typer.echo(summarize_message(record, colour=colour) + "\n")
+        else:
+            typer.echo(record.decode("utf-8", "replace"))
 
 
 @cli.command()
@@ -116,17 +124,12 @@ def demo(
 
 @cli.command()
 def schema() -> None:
-    """Print the JSON Schema of the output and DLQ records."""
+    """Print the JSON Schemas of the input, output and DLQ records (docs/CONTRACT.md)."""
     import orjson
 
-    from pipeline.records import DeadLetter, EnrichedArticle, RawArticle
+    from pipeline.records import json_schemas
 
-    schemas = {
-        "input": RawArticle.model_json_schema(),
-        "output": EnrichedArticle.model_json_schema(),
-        "dlq": DeadLetter.model_json_schema(),
-    }
-    typer.echo(orjson.dumps(schemas, option=orjson.OPT_INDENT_2).decode())
+    typer.echo(orjson.dumps(json_schemas(), option=orjson.OPT_INDENT_2).decode())
 
 
 def main() -> None:

@@ -1,4 +1,9 @@
-"""`make run`: broker, worker, sample articles in, enriched records out, until Ctrl-C."""
+"""`make run`: broker, worker, sample articles in, a summary of each outcome out, until Ctrl-C.
+
+Articles are sent one at a time, each after the previous one's outcome came out, so verdicts
+read in the order given: the re-sent copy of the first article is its duplicate, and a later
+article joins the story of an earlier one.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,11 @@ from kafka import KafkaConsumer, TopicPartition
 
 from pipeline.ingest import RawRecord, records_from_path
 from pipeline.kafka_io import client_options, ensure_topics, produce
+from pipeline.records import parse_raw_article
 from pipeline.settings import Settings
+from pipeline.summary import summarize_message
+
+OUTCOME_TIMEOUT_SECONDS = 120
 
 
 def wait_until_ready(port: int, worker: subprocess.Popen, timeout: float = 180.0) -> None:
@@ -61,18 +70,31 @@ def run_demo(settings: Settings, paths: list[Path]) -> int:
             [sys.executable, "-m", "pipeline", "worker"], stdout=log_file, stderr=log_file
         )
     try:
-        print(f"worker started (pid {worker.pid}, log {log_path}); waiting until ready…", flush=True)
+        print(
+            f"worker started (pid {worker.pid}, log {log_path}); waiting until ready…", flush=True
+        )
         wait_until_ready(settings.web_port, worker)
         records = sample_records(paths)
+        colour = sys.stdout.isatty()
         watcher = _consumer_at_end(settings)
-        produce(settings, settings.topic_raw, records, progress=False)
-        print(f"ingested {len(records)} article(s); enriched records follow\n", flush=True)
-        for number, message in enumerate(watcher, start=1):
-            print(orjson.dumps(orjson.loads(message.value), option=orjson.OPT_INDENT_2).decode())
-            if number >= len(records):
-                break
+        print(f"sending {len(records)} article(s), one at a time\n", flush=True)
+        for number, record in enumerate(records, start=1):
+            produce(settings, settings.topic_raw, [record], progress=False)
+            outcome = _outcome_of(watcher, output_keys(record))
+            if outcome is None:
+                print(
+                    f"no outcome for article {number} within {OUTCOME_TIMEOUT_SECONDS} s; "
+                    f"see {log_path}\n",
+                    flush=True,
+                )
+            else:
+                print(summarize_message(outcome, colour=colour) + "\n", flush=True)
         watcher.close()
-        print(f"\nmetrics: http://127.0.0.1:{settings.web_port}/metrics")
+        print(f"metrics:      http://127.0.0.1:{settings.web_port}/metrics")
+        print(
+            f"full records: pipeline tail --topic {settings.topic_enriched}   "
+            f"(dead letters: --topic {settings.topic_dlq})"
+        )
         print("the stack keeps running; Ctrl-C stops it", flush=True)
         worker.wait()
         return worker.returncode
@@ -89,17 +111,38 @@ def run_demo(settings: Settings, paths: list[Path]) -> int:
 
 
 def _consumer_at_end(settings: Settings) -> KafkaConsumer:
-    """A consumer positioned at the current end of the enriched topic, so only new output shows."""
+    """A consumer at the current end of the enriched and DLQ topics, so only new output shows."""
     consumer = KafkaConsumer(
         **client_options(settings),
         group_id=None,
         enable_auto_commit=False,
-        consumer_timeout_ms=120_000,
+        consumer_timeout_ms=OUTCOME_TIMEOUT_SECONDS * 1000,
+        max_partition_fetch_bytes=settings.output_topic_max_bytes,
     )
-    partitions = consumer.partitions_for_topic(settings.topic_enriched) or set()
-    assignment = [TopicPartition(settings.topic_enriched, p) for p in sorted(partitions)]
+    assignment = [
+        TopicPartition(topic, partition)
+        for topic in (settings.topic_enriched, settings.topic_dlq)
+        for partition in sorted(consumer.partitions_for_topic(topic) or ())
+    ]
     consumer.assign(assignment)
     consumer.seek_to_end()
     for tp in assignment:
         consumer.position(tp)  # resolve the end offsets now, before anything is produced
     return consumer
+
+
+def output_keys(record: RawRecord) -> set[bytes | None]:
+    """Keys its outcome may carry: the input key; without one, the article id on an enriched
+    record and no key on a DLQ record."""
+    if record.key is not None:
+        return {record.key}
+    return {parse_raw_article(record.value).derived_id().encode(), None}
+
+
+def _outcome_of(consumer: KafkaConsumer, keys: set[bytes | None]) -> bytes | None:
+    """The enriched or DLQ record of the article just sent; None when nothing came within the
+    consumer's timeout."""
+    for message in consumer:
+        if message.key in keys:
+            return message.value
+    return None

@@ -1,4 +1,4 @@
-"""Input, output and dead-letter record types (CONTRACT.md), and their JSON codecs.
+"""Input, output and dead-letter record types (docs/CONTRACT.md), and their JSON codecs.
 
 Records are pydantic models: they validate untrusted input with clear messages and give
 downstream consumers a JSON Schema (`pipeline schema`).
@@ -256,6 +256,15 @@ def dead_letter_key(key: bytes | None) -> bytes | None:
     if key is not None and len(key) > MAX_KEY_BYTES:
         return hashlib.sha256(key).hexdigest().encode()
     return key
+
+
+def json_schemas() -> dict[str, dict]:
+    """The JSON Schemas of the public records, as `pipeline schema` prints them."""
+    return {
+        "input": RawArticle.model_json_schema(),
+        "output": EnrichedArticle.model_json_schema(),
+        "dlq": DeadLetter.model_json_schema(),
+    }
 
 
 def utc_now() -> datetime:

@@ -3,7 +3,7 @@
 Precedence (highest first): explicit keyword arguments, environment variables, the TOML file
 named by ``PIPELINE_CONFIG`` (default ``config/pipeline.toml`` under the current directory, when
 there is one), the defaults below.
-Environment names follow CONTRACT.md: ``KAFKA_BOOTSTRAP_SERVERS`` and ``PIPELINE_<FIELD>``.
+Environment names follow docs/CONTRACT.md: ``KAFKA_BOOTSTRAP_SERVERS`` and ``PIPELINE_<FIELD>``.
 """
 
 from __future__ import annotations

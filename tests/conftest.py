@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-SEED_PATH = SHARED_DATA / "seed" / "000_1a9e3e07799cbb39.txt"
+# What the tests read, with its origin and licence: tests/data/README.md.
+TEST_DATA = REPO_ROOT / "tests" / "data"
+SEED_PATH = TEST_DATA / "seed" / "000_1a9e3e07799cbb39.txt"
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,7 @@ NEWS_LANGUAGES: frozenset[str] = frozenset({
     "ar", "pl", "tr", "ko", "sv", "hi", "id", "uk", "cs", "el",
 })
 
-# The 75 languages of the shared test sentences (lingua's language set): what we can measure.
+# The 75 languages of lingua-py's test sentences (lingua's language set): what we can measure.
 DEFAULT_CANDIDATES: frozenset[str] = frozenset({
     "af", "ar", "az", "be", "bg", "bn", "bs", "ca", "cs", "cy", "da", "de", "el", "en", "eo",
     "es", "et", "eu", "fa", "fi", "fr", "ga", "gu", "he", "hi", "hr", "hu", "hy", "id", "is",

@@ -6,7 +6,7 @@ import lxml.html
 import orjson
 import pytest
 
-from tests.conftest import SEED_PATH, SHARED_DATA
+from tests.conftest import SEED_PATH, TEST_DATA
 from tests.integration.conftest import TopicReader
 
 PAGES = ["bbc-1", "guardian-1", "nytimes-1", "telegraph", "lemonde-1", "liberation-1", "heise",
@@ -14,7 +14,7 @@ PAGES = ["bbc-1", "guardian-1", "nytimes-1", "telegraph", "lemonde-1", "liberati
 
 
 def page_text(name: str) -> str:
-    tree = lxml.html.fromstring((SHARED_DATA / "html" / name / "expected.html").read_bytes())
+    tree = lxml.html.fromstring((TEST_DATA / "html" / name / "expected.html").read_bytes())
     paragraphs = [" ".join(p.text_content().split()) for p in tree.iter("p")]
     return "\n\n".join(p for p in paragraphs if p)
 

@@ -1,7 +1,8 @@
-"""The seed article through the real broker and a real worker, checked against CONTRACT.md."""
+"""The seed article through the real broker and a real worker, checked against docs/CONTRACT.md."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from datetime import datetime
@@ -147,6 +148,21 @@ def test_pipeline_tail_prints_enriched_records(pipeline_run, worker_port):
     done = pipeline_run.cli("tail", "--count", "1", "--timeout", "20")
     assert done.returncode == 0, done.stderr.decode()
     assert orjson.loads(done.stdout.splitlines()[0])["schema_version"] == 1
+
+
+def test_pipeline_tail_pretty_summarises_any_topic(pipeline_run, worker_port):
+    pipeline_run.consume("enriched", lambda rs: {"seed-copy", SEED_ID} <= by_id(rs).keys())
+    done = pipeline_run.cli("tail", "--pretty", "--timeout", "10")
+    assert done.returncode == 0, done.stderr.decode()
+    text = done.stdout.decode()
+    assert "\x1b[" not in text  # piped: plain
+    seed = text[text.index(f"{SEED_ID}  Le dirigeant nord-coréen") :]
+    assert re.search(r"languages +fr \d+%, en \d+% \(mixed\)", seed)
+    assert "Vladimir Poutine / Vladimir Putin" in seed and "Vladivostok" in seed
+    assert "exact duplicate of " + SEED_ID in text
+    dead = pipeline_run.cli("tail", "--pretty", "--topic", pipeline_run.topics["dlq"],
+                            "--timeout", "10")  # fmt: skip
+    assert "DLQ  invalid_json" in dead.stdout.decode()
 
 
 def test_metrics_pass_promtool_and_count_the_stages(pipeline_run, worker_port):

@@ -18,12 +18,12 @@ from kafka.errors import KafkaError
 from pipeline.agents import DEDUP_RECORDS_IN_FLIGHT, SPARE_BATCHES_IN_FLIGHT
 from pipeline.kafka_local import LocalKafka, default_state_dir
 from pipeline.settings import Settings
-from tests.conftest import SHARED_DATA
+from tests.conftest import TEST_DATA
 from tests.integration.conftest import PipelineRun, TopicReader, free_port
 
 # A SIGKILL repeats what the worker had in flight (its analysis batches, its dedup records) and
 # what it acked since its last commit (commits follow every COMMIT_INTERVAL_SECONDS); a broker
-# restart repeats nothing. Measured: 36 after two SIGKILLs and a restart (docs/BENCHMARKS.md).
+# restart repeats nothing. The crash test prints how many it saw (docs/BENCHMARKS.md, "Reliability").
 BATCHES_IN_FLIGHT = Settings().ner_process_count + SPARE_BATCHES_IN_FLIGHT
 REPEATS_PER_CRASH = BATCHES_IN_FLIGHT * Settings().batch_size + 2 * DEDUP_RECORDS_IN_FLIGHT
 MAX_REPEATS_AFTER_CRASHES = 2 * REPEATS_PER_CRASH
@@ -31,9 +31,9 @@ LANGUAGES = ["en", "fr", "de", "es", "it", "pt", "nl", "pl"]
 
 
 def articles(count: int) -> list[tuple[bytes, bytes]]:
-    """Distinct short articles (4 real sentences each) from the shared language-ID data."""
+    """Distinct short articles (4 real sentences each) from the language-ID test sentences."""
     sentences = {
-        lang: (SHARED_DATA / "langid" / "sentences" / f"{lang}.txt").read_text().splitlines()
+        lang: (TEST_DATA / "langid" / "sentences" / f"{lang}.txt").read_text().splitlines()
         for lang in LANGUAGES
     }
     out = []

@@ -11,10 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.stages.clean import CleanedArticle, clean_html, clean_text, split_txt_file
+from tests.conftest import SEED_PATH, TEST_DATA
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-SEED = DATA / "seed" / "000_1a9e3e07799cbb39.txt"
-HTML_PAGES = sorted(p for p in (DATA / "html").iterdir() if p.is_dir())
+HTML_PAGES = sorted(p for p in (TEST_DATA / "html").iterdir() if p.is_dir())
 
 WIDGET_PHRASES = [
     "Cette publication vous a-t-elle été utile",
@@ -30,7 +29,7 @@ WIDGET_PHRASES = [
 
 @pytest.fixture(scope="module")
 def seed() -> CleanedArticle:
-    title, body = split_txt_file(SEED.read_text(encoding="utf-8"))
+    title, body = split_txt_file(SEED_PATH.read_text(encoding="utf-8"))
     return clean_text(body, title)
 
 
@@ -50,7 +49,7 @@ def test_seed_source_line_becomes_source_url(seed: CleanedArticle) -> None:
 
 
 def test_seed_keeps_every_article_paragraph(seed: CleanedArticle) -> None:
-    raw = SEED.read_text(encoding="utf-8")
+    raw = SEED_PATH.read_text(encoding="utf-8")
     article = raw[: raw.index("Source: https://")]
     paragraphs = [p.strip() for p in article.split("\n\n") if p.strip()]
     assert seed.text.split("\n\n") == paragraphs
@@ -268,7 +267,7 @@ def test_split_txt_file_drops_a_byte_order_mark() -> None:
 
 
 def test_seed_txt_has_no_title() -> None:
-    content = SEED.read_text(encoding="utf-8")
+    content = SEED_PATH.read_text(encoding="utf-8")
     assert split_txt_file(content) == (None, content)
 
 

@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from pipeline.ingest import IngestError, records_from_path, records_from_stream
-from tests.conftest import SEED_PATH, SHARED_DATA
+from tests.conftest import SEED_PATH, TEST_DATA
 
 RSS = b"""<?xml version="1.0"?>
 <rss version="2.0"><channel><title>Wire</title>
@@ -44,7 +44,7 @@ def test_json_array_and_jsonl(tmp_path):
 
 
 def test_html_pages_get_content_ids_not_their_file_name():
-    pages = [SHARED_DATA / "html" / name / "source.html" for name in ("bbc-1", "lemonde-1")]
+    pages = [TEST_DATA / "html" / name / "source.html" for name in ("bbc-1", "lemonde-1")]
     records = [r for page in pages for r in records_from_path(page)]
     assert len(records) == 2
     assert all(r.key is None for r in records)

@@ -21,7 +21,6 @@ from pipeline.kafka_local import (
     POM_PATH,
     KafkaStartError,
     LocalKafka,
-    default_state_dir,
     kafka_jar_name,
     mvn_fetch_command,
     pom_kafka_version,
@@ -98,16 +97,6 @@ def test_mvn_command_copies_runtime_dependencies(tmp_path: Path) -> None:
     assert "dependency:copy-dependencies" in cmd
     assert "-DincludeScope=runtime" in cmd
     assert f"-DoutputDirectory={(tmp_path / 'libs').resolve()}" in cmd
-
-
-def test_default_state_dir_is_var_kafka_under_the_current_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("PIPELINE_STATE_DIR", raising=False)
-    monkeypatch.chdir(tmp_path)
-    assert default_state_dir() == tmp_path / "var" / "kafka"
-    monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path / "elsewhere"))
-    assert default_state_dir() == tmp_path / "elsewhere" / "kafka"
 
 
 # --------------------------------------------------------------------------- generated files

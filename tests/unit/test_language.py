@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -16,10 +15,9 @@ from pipeline.stages.language import (
     detect_sentence,
     lite_model_path,
 )
+from tests.conftest import SEED_PATH, TEST_DATA
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-SEED = DATA / "seed" / "000_1a9e3e07799cbb39.txt"
-SENTENCES = DATA / "langid" / "sentences"
+SENTENCES = TEST_DATA / "langid" / "sentences"
 
 
 def _paragraph_spans(text: str) -> list[tuple[int, int]]:
@@ -28,7 +26,7 @@ def _paragraph_spans(text: str) -> list[tuple[int, int]]:
 
 @pytest.fixture(scope="module")
 def seed_text() -> str:
-    title, body = split_txt_file(SEED.read_text(encoding="utf-8"))
+    title, body = split_txt_file(SEED_PATH.read_text(encoding="utf-8"))
     return clean_text(body, title).text
 
 
@@ -174,7 +172,7 @@ def test_a_lone_name_is_undecidable() -> None:
 
 
 @pytest.mark.parametrize("lang", ["ru", "uk", "zh", "ja", "ko", "ar", "hi", "el"])
-def test_script_languages_on_shared_sentences(lang: str) -> None:
+def test_script_languages_on_test_sentences(lang: str) -> None:
     sentences = (SENTENCES / f"{lang}.txt").read_text(encoding="utf-8").splitlines()[:50]
     right = sum(detect_sentence(s)[0] == lang for s in sentences)
     assert right >= 48, f"{lang}: {right}/50"

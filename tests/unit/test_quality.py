@@ -2,19 +2,18 @@
 
 The wall texts are written for these tests after the wording of public sites' walls (consent
 managers, Cloudflare-style checks, newspaper paywalls); the negatives are the real articles of
-the shared HTML pages and short news items that merely mention cookies or subscriptions.
+the test HTML pages and short news items that merely mention cookies or subscriptions.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import lxml.html
 import pytest
 
 from pipeline.stages.quality import is_not_an_article, wall_kind
+from tests.conftest import TEST_DATA
 
-HTML_PAGES = Path(__file__).resolve().parents[3] / "shared" / "data" / "html"
+HTML_PAGES = TEST_DATA / "html"
 
 WALLS: dict[str, tuple[str, str]] = {
     # ----- consent -----
