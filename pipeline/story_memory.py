@@ -13,6 +13,7 @@ worker may have written the table meanwhile). Verdicts are taken at the article'
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +42,12 @@ from pipeline.stages.story import (
 
 Table = MutableMapping[str, Any]
 
+# Decoded article records kept in memory, least recently used dropped first (~3 kB each). A
+# verdict reads ~100 candidates; from the worker's table each read is a RocksDB get, JSON and
+# base64 decoding, which made story linking the deduplicate agent's main cost
+# (docs/BENCHMARKS.md, "Story linking"). Consecutive articles share most of their candidates.
+CACHED_ARTICLES = 20_000
+
 
 @dataclass
 class StoryMemory:
@@ -52,6 +59,8 @@ class StoryMemory:
     _index: VectorIndex | None = None
     _ids: dict[str, str] = field(default_factory=dict)  # short id -> article id, in the index
     _position: SweepPosition = field(default_factory=SweepPosition)
+    cached_articles: int = CACHED_ARTICLES
+    _cache: OrderedDict[str, StoryArticle] = field(default_factory=OrderedDict)
 
     def link(self, analyzed: AnalyzedArticle) -> StoryOut | None:
         """The article's story among the articles remembered in the window; what it teaches is
@@ -75,8 +84,7 @@ class StoryMemory:
         ids = {self._ids[s] for s in shorts if s in self._ids}
         ids |= {i for i, _ in index.top_k(vector, self.config.vector_candidates)}
         ids.add(article.id)  # its own record, when this is a redelivery
-        records = {i: self.table.get(article_record_key(i)) for i in sorted(ids)}
-        candidates = [StoryArticle.from_record(r) for r in records.values() if r is not None]
+        candidates = [c for i in sorted(ids) if (c := self._remembered(i)) is not None]
         previous = next((c for c in candidates if c.article_id == article.id), None)
         judgement = link(
             features, candidates, key_records, self.model, article.ingested_at, self.config,
@@ -87,6 +95,7 @@ class StoryMemory:
         if judgement.writes:
             index.add(article.id, judgement.article.vector)
             self._ids[short_id(article.id)] = article.id
+            self._keep(judgement.article)
         verdict = judgement.verdict
         return StoryOut(
             id=verdict.id,
@@ -96,9 +105,11 @@ class StoryMemory:
         )
 
     def forget_index(self) -> None:
-        """Rebuild the vector index from the table before the next verdict."""
+        """Rebuild the vector index from the table before the next verdict, and read every
+        article record from the table again."""
         self._index = None
         self._ids = {}
+        self._cache.clear()
 
     def sweep(self, now: datetime) -> SweepReport:
         """One bounded step over the table: delete up to `sweep_budget` examined records past
@@ -116,8 +127,28 @@ class StoryMemory:
                 article_id = self._ids.pop(key[len(ARTICLE_PREFIX) :], None)
                 if article_id is not None and self._index is not None:
                     self._index.remove(article_id)
+                if article_id is not None:
+                    self._cache.pop(article_id, None)
         self._position = step.position
         return SweepReport("story", len(step.expired), step.remembered)
+
+    def _remembered(self, article_id: str) -> StoryArticle | None:
+        cached = self._cache.get(article_id)
+        if cached is not None:
+            self._cache.move_to_end(article_id)
+            return cached
+        record = self.table.get(article_record_key(article_id))
+        if record is None:
+            return None
+        remembered = StoryArticle.from_record(record)
+        self._keep(remembered)
+        return remembered
+
+    def _keep(self, remembered: StoryArticle) -> None:
+        self._cache[remembered.article_id] = remembered
+        self._cache.move_to_end(remembered.article_id)
+        while len(self._cache) > self.cached_articles:
+            self._cache.popitem(last=False)
 
     def _vectors(self) -> VectorIndex:
         if self._index is None:

@@ -109,3 +109,29 @@ def test_sweep_forgets_articles_past_the_window_in_table_and_index() -> None:
     assert all(record["t"] >= int(later.timestamp()) for record in table.values())
     verdict = stories.link(analyzed("again", unit(1, 0), later + timedelta(minutes=1)))
     assert verdict is not None and verdict.id == "again" and verdict.related == []
+
+
+def test_records_written_by_another_worker_are_read_again_after_forget_index() -> None:
+    table: dict = {}
+    stories = memory(table)
+    stories.link(analyzed("a", unit(1, 0)))
+    assert stories.link(analyzed("b", unit(1, 0.1), NOW + timedelta(minutes=1))).id == "a"
+    # Meanwhile the partition was another worker's, which merged "a" into an older story "z".
+    record_key = next(k for k, r in table.items() if k.startswith(ARTICLE_PREFIX) and r["i"] == "a")
+    table[record_key] = {**table[record_key], "g": "z"}
+    stale = stories.link(analyzed("c", unit(1, 0.01), NOW + timedelta(minutes=2)))
+    assert stale.id == "a", "within one ownership, decoded records come from memory"
+    stories.forget_index()  # what the worker does when the partition is assigned to it
+    fresh = stories.link(analyzed("d", unit(1, -0.01), NOW + timedelta(minutes=3)))
+    assert fresh.id == "z"
+
+
+def test_decoded_records_kept_in_memory_are_bounded() -> None:
+    table: dict = {}
+    stories = memory(table)
+    stories.cached_articles = 2
+    for n in range(5):
+        stories.link(analyzed(f"a{n}", unit(1, n / 10), NOW + timedelta(minutes=n)))
+    assert len(stories._cache) == 2
+    verdict = stories.link(analyzed("b", unit(1, 0.01), NOW + timedelta(minutes=9)))
+    assert verdict.id == "a0"  # still found: evicted records are read from the table
