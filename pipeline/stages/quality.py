@@ -73,6 +73,7 @@ _VOCABULARY: Mapping[str, tuple[str, ...]] = {
             cloudflare | ddos | javascript | press and hold | ip address
             reference (?:number|id|#) | request id | verify you | (?:don't|do not) have permission
             on this server | connection is secure | temporarily (?:blocked|restricted)
+            too many requests | (?:that )?you are (?:a )?(?:human|person)
             """
         ),
         # de, fr, es, it, pt, nl
@@ -85,7 +86,10 @@ _VOCABULARY: Mapping[str, tuple[str, ...]] = {
             tráfico inusual | comprobando | verificando | acceso (?:denegado|bloqueado)
             actividad sospechosa | programa automático | umano | indirizzo ip | traffico insolito
             verifica di sicurezza | accesso (?:negato|bloccato) | il tuo browser | endereço ip
-            não (?:é|sou) um robô | ik ben geen robot | ip-adres
+            não (?:é|sou) um robô | ik ben geen robot | ip-adres | zu viele anfragen
+            kein (?:roboter|bot|automatisiert) | trop de requêtes | une personne
+            demasiadas (?:peticiones|solicitudes) | una persona | troppe richieste
+            numero elevato di richieste | richiesta bloccata | bloccat\w* la (?:tua )?connessione
             """
         ),
         # pl, ru, tr
@@ -95,13 +99,15 @@ _VOCABULARY: Mapping[str, tuple[str, ...]] = {
             sprawdzanie przeglądarki | przeglądark | odmowa dostępu
             podejrzan\w* (?:ruch|liczb|aktywn) | робот | ip-адрес | подозрительн
             проверка браузера | капч | доступ (?:ограничен|запрещ) | автоматическ\w* запрос
-            ваше соединение | robot değilim | ip adresi
+            ваше соединение | robot değilim | ip adresi | nietypowy ruch | człowiek
+            zbyt wiele (?:zapytań|żądań) | automat | слишком (?:много|часто) | вы человек
+            система защиты | ограничил\w* доступ
             """
         ),
         # zh
         r"机器人|验证码|滑块|人机验证|安全检查|安全验证|访问验证|访问过于频繁|异常流量|真人|IP地址|当前IP",
         # an IPv4 or IPv6 address quoted to the visitor
-        r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])|(?<![\w:])[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){3,7}",
+        r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?!\w|\.\d)|(?<![\w:])[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){3,7}",
     ),
     "ad_blocker": (
         _alternatives(
@@ -158,7 +164,7 @@ _VOCABULARY: Mapping[str, tuple[str, ...]] = {
             avec (?:google|facebook|apple) | cuenta | contraseña | correo electrónico | gratis
             seguir leyendo | continuar leyendo | inicia sesión | iniciar sesión | identifícate
             con (?:google|facebook|apple) | regístr | registra | password | continuare a leggere
-            accedi | effettua il login | iscriv | login | zarejestr | rejestracja (?:jest|zajmie)
+            accedi | effettua il login | iscriv | login | zarejestr | rejestracja (?:jest|zajmie) | rejestruj
             konto | konta | hasł | adres e-mail | bezpłatn | za darmo | darmow | czytaj dalej
             zalog | przez (?:google|facebook) | entrar com | cadastr | inloggen | регистр
             зарегистр | аккаунт | пароль | электронн\w* почт | бесплатн | читать дальше | войдите
@@ -206,25 +212,30 @@ _IP_ADDRESS = re.compile(_VOCABULARY["bot_check"][-1], re.IGNORECASE)
 
 # The visitor addressed: second person, polite imperatives, "please", in many languages. Short
 # words shared with other languages (du, ta, te, ci, sei, my) are left out. Spanish enclitic
-# imperatives (regístrate, suscríbase, registrarte) count, not the adverbs (increíblemente);
-# English and Chinese instructions start with the verb ("Open the settings menu").
+# imperatives (regístrate, suscríbase, registrarte) count, listed: an accent before -se/-te is
+# French too (précise); English and Chinese instructions start with the verb ("Open the settings menu").
 _ADDRESS = re.compile(
     _alternatives(
         r"""
         (?<!\w)(?:you|your|yours|you're|you've|yourself|please|click|tap)(?!\w)
         (?<!\w)(?:dich|dein\w*|bitte|klicken)(?!\w)
         (?<!\w)(?:vous|votre|vos|merci de|veuillez|cliquez)(?!\w)
-        (?<!\w)(?:usted\w*|tu|tus|ti|por favor|haz clic|pulsa|puedes|tienes|estás)(?!\w)
-        [áéíóú]\w*(?<!men)(?:te|se)(?!\w) | (?<!\w)hazte(?!\w) | \w{3,}(?:ar|er|ir)te(?!\w)
+        (?<!\w)(?:usted\w*|tu|tus|ti|por favor|haz clic|pulsa|puedes|tienes|estás|eres)(?!\w)
+        (?<!\w)(?:regístr|suscríb|identifíc|identifíqu|conéct|apúnt|ún)(?:a|e)(?:te|se)(?!\w)
+        (?<!\w)(?:hazte|marca|completa|resuelve|demuestra|acepta|desactiva|añade)(?!\w)
+        \w{3,}(?:ar|er|ir)te(?!\w)
         (?<!\w)sus? (?:bloqueador|navegador|dispositivo|privacidad|consentimiento|configuración)
         (?<!\w)(?:desactive|active|habilite|acepte|compre|siga|haga clic|pulse|introduzca)(?!\w)
         (?<!\w)(?:ingrese|crea|inicia|accede|entra)(?!\w)
         (?<=, )(?:become|subscribe|sign|log|register|join|click|tap|enter|disable|turn)\b
-        (?<!\w)(?:iscriviti|accedi|collegati|disattiva|consenti)(?!\w)
+        (?<!\w)(?:iscriviti|accedi|collegati|disattiva|consenti|completa|seleziona|risolvi)(?!\w)
+        (?<!\w)(?:dimostra|aggiungi|scegli|scrivi)(?!\w)
         (?<!\w)(?:tuo|tua|tuoi|tue|per favore|clicca|puoi|hai|vuoi)(?!\w)
         (?<!\w)(?:você|seu|sua|clique|jouw|uw|lütfen)(?!\w)
         (?<!\w)(?:ty|twój|twoj\w*|twoją|cię|prosimy|kliknij|zaznacz|możesz|masz)(?!\w)
-        (?<!\w)(?:jesteś|wyłącz|włącz|zaloguj|państw\w*)(?!\w)
+        (?<!\w)(?:jesteś|wyłącz|włącz|zaloguj|państw\w*|rozwiąż|potwierdź|dodaj|wybierz)(?!\w)
+        (?<!\w)(?:napisz|zaakceptuj|załóż|zyskaj|czytaj|sprawdź|skorzystaj|kup|wykup)(?!\w)
+        (?<!\w)(?:odśwież|zarejestruj|przejdź|poznaj|dołącz|zapisz)(?!\w)
         (?<!\w)(?:вы|вас|вам|ваш\w*|ты|тебя|твой\w*|пожалуйста|нажмите)(?!\w)
         \w(?:йте|ите|итесь|йтесь)(?!\w)
         您 | 你 | (?<![申邀提聘宴])请(?![求示愿假柬])
