@@ -164,11 +164,11 @@ _VOCABULARY: Mapping[str, tuple[str, ...]] = {
             avec (?:google|facebook|apple) | cuenta | contraseña | correo electrónico | gratis
             seguir leyendo | continuar leyendo | inicia sesión | iniciar sesión | identifícate
             con (?:google|facebook|apple) | regístr | registra | password | continuare a leggere
-            accedi | effettua il login | iscriv | login | zarejestr | rejestracja (?:jest|zajmie) | rejestruj
-            konto | konta | hasł | adres e-mail | bezpłatn | za darmo | darmow | czytaj dalej
-            zalog | przez (?:google|facebook) | entrar com | cadastr | inloggen | регистр
-            зарегистр | аккаунт | пароль | электронн\w* почт | бесплатн | читать дальше | войдите
-            войти | авториз | вход через | через (?:яндекс|вконтакте|google)
+            accedi | effettua il login | iscriv | login | zarejestr | rejestracja (?:jest|zajmie)
+            rejestruj | konto | konta | hasł | adres e-mail | bezpłatn | za darmo | darmow
+            czytaj dalej | zalog | przez (?:google|facebook) | entrar com | cadastr | inloggen
+            регистр | зарегистр | аккаунт | пароль | электронн\w* почт | бесплатн | читать дальше
+            войдите | войти | авториз | вход через | через (?:яндекс|вконтакте|google)
             """
         ),
         r"注册|账号|帐号|密码|验证码|手机号|继续阅读|阅读全文|登录|第三方账号|微信登录|QQ登录",
