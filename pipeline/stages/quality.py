@@ -213,7 +213,8 @@ _IP_ADDRESS = re.compile(_VOCABULARY["bot_check"][-1], re.IGNORECASE)
 # The visitor addressed: second person, polite imperatives, "please", in many languages. Short
 # words shared with other languages (du, ta, te, ci, sei, my) are left out. Spanish enclitic
 # imperatives (regístrate, suscríbase, registrarte) count, listed: an accent before -se/-te is
-# French too (précise); English and Chinese instructions start with the verb ("Open the settings menu").
+# French too (précise). English and Chinese instructions start with the verb ("Open the
+# settings menu").
 _ADDRESS = re.compile(
     _alternatives(
         r"""
