@@ -52,6 +52,12 @@ MAX_BUTTON_WORDS = 6
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 
 
+# An IPv4 or IPv6 address quoted to the visitor.
+_IP_PATTERN = (
+    r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?!\w|\.\d)|(?<![\w:])[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){3,7}"
+)
+
+
 def _alternatives(lines: str) -> str:
     """One alternation from alternatives written " | "-separated over lines."""
     return "|".join(a.strip() for a in lines.replace("\n", " | ").split(" | ") if a.strip())
@@ -106,8 +112,7 @@ _VOCABULARY: Mapping[str, tuple[str, ...]] = {
         ),
         # zh
         r"机器人|验证码|滑块|人机验证|安全检查|安全验证|访问验证|访问过于频繁|异常流量|真人|IP地址|当前IP",
-        # an IPv4 or IPv6 address quoted to the visitor
-        r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?!\w|\.\d)|(?<![\w:])[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){3,7}",
+        _IP_PATTERN,
     ),
     "ad_blocker": (
         _alternatives(
@@ -208,7 +213,7 @@ _KIND_PATTERNS: Mapping[str, re.Pattern[str]] = {
 }
 # Gated kinds: the teaser case (a lead paragraph, then the notice).
 _GATED = frozenset({"paywall", "registration", "ad_blocker"})
-_IP_ADDRESS = re.compile(_VOCABULARY["bot_check"][-1], re.IGNORECASE)
+_IP_ADDRESS = re.compile(_IP_PATTERN, re.IGNORECASE)
 
 # The visitor addressed: second person, polite imperatives, "please", in many languages. Short
 # words shared with other languages (du, ta, te, ci, sei, my) are left out. Spanish enclitic
