@@ -28,6 +28,7 @@ from pipeline.kafka_io import ensure_topics
 from pipeline.logs import logging_config
 from pipeline.ner_process import NerProcess
 from pipeline.settings import Settings
+from pipeline.stages.entities import EntitySettings
 
 log = logging.getLogger("pipeline.worker")
 
@@ -125,6 +126,11 @@ def run_worker(settings: Settings) -> None:
         log.info("created topics", extra={"topics": created})
     ner = NerProcess(
         settings.spacy_models,
+        EntitySettings(
+            off_by_language={
+                lang: frozenset(names) for lang, names in settings.entity_refinements_off.items()
+            }
+        ),
         timeout_seconds=settings.ner_timeout_seconds,
         min_chars_per_second=settings.ner_min_chars_per_second,
         embeddings=settings.story_linking,
