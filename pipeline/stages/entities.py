@@ -5,16 +5,21 @@ tags "North Korea" as a person); segments in a language without a model get no e
 counted reason. Models load once per process and run batched across articles.
 
 The small models' raw output is then refined with what the article itself says (each step is
-measured, on and off, in docs/BENCHMARKS.md "Named entities"; `EntitySettings` turns each off):
+measured, on and off, per language in docs/BENCHMARKS.md "Named entities"; `EntitySettings`
+turns each off everywhere, or per language: config/pipeline.toml's entity_refinements_off):
 
-1. Before NER: curly apostrophes become ASCII ones and ALL-CAPS lines are re-cased, both without
-   changing a single offset.
-2. Spans are trimmed to the name: no leading "la"/"de"/"the"/"l'", no trailing "also"/"'s"/"qu'";
-   a span left without a capital letter is dropped, and so are weekday names and caption words.
+1. Before NER: curly apostrophes become ASCII ones and ALL-CAPS lines are re-cased (words the
+   article writes in lower case elsewhere become lower case), both without changing an offset.
+2. Spans are cut at line breaks and spaced dashes and lose trailing scores ("Derbyshire 471"),
+   then trimmed to the name: no leading "la"/"de"/"the"/"l'", no trailing "also"/"'s"/"qu'"
+   (French keeps the lower-case noun that begins a name: "mer Rouge", "guerre de Crimée"); a
+   span left without a capital letter is dropped, and so are weekday names, caption words and,
+   in French, a participle opening a sentence ("Porté par ...").
 3. A capitalised single word that the article also writes in lower case ("Defence" beside
    "defence minister") is a common noun, not a name.
-4. Boundaries are repaired with the article's own names: "Kim Jong" where "Kim Jong Un" is
-   known becomes "Kim Jong Un"; "Kim Jong Un de Corée du Nord" splits into its two names.
+4. A club named after its town ("Yankees de New York") is one organisation; boundaries are
+   repaired with the article's own names: "Kim Jong" where "Kim Jong Un" is known becomes "Kim
+   Jong Un"; "Kim Jong Un de Corée du Nord" splits into its two names.
 5. Labels agree across the article: a word of a person's full name is that person ("Kim" MISC ->
    PERSON); an acronym takes the label of its expansion (RPDC -> République populaire
    démocratique de Corée). A plain majority vote per name lost on French and is off.
