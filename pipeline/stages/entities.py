@@ -103,6 +103,7 @@ class EntitySettings:
     label_vote: bool = False  # measured: -0.006 F1 on French, no gain elsewhere
     propagate: bool = True
     split_at_breaks: bool = True
+    results_tables: bool = True
     club_names: bool = True
     drop_opening_participles: bool = True
     # Language -> refinements turned off there (config: entity_refinements_off).
@@ -421,6 +422,7 @@ _STRIP = set(" \t\n\r,;:!?.«»\"“”„'’‘()[]{}–—-/|*•·")
 # Never the last word of a name either: elided articles cut from their apostrophe ("Conseil
 # ministériel de l"), prepositions ("Kingston dans").
 _TRAILING_WORDS = _words("l d j m n s t c qu dans sur par pour avec sans sous chez vers entre")
+_ABBREVIATIONS = _words("bros corp corps ltda cie")
 _LEADING_ELISION = re.compile(
     r"(?:[LlDdSsNnMmTtCcJj]|[Qq]u|[Jj]usqu|[Pp]uisqu|[Ll]orsqu|[Qq]uoiqu)['’] ?(?=\w)"
 )
@@ -465,6 +467,12 @@ def refine(
         and not (on("case_evidence", m) and _common_noun(text, text[m.start : m.end], m.label))
         and not (on("drop_opening_participles", m) and _opening_participle(text, m))
     ]
+    out = _by_language(
+        out,
+        "results_tables",
+        settings,
+        lambda ms: _results_tables(text, ms, segments_for("results_tables")),
+    )
     out = _by_language(out, "club_names", settings, lambda ms: _club_names(text, ms))
     out = _by_language(
         out, "repair_boundaries", settings, lambda ms: _repair_boundaries(text, ms, casing)
@@ -550,6 +558,10 @@ def _trim(text: str, m: Mention) -> Mention | None:
             ):
                 s += span.index(first) + len(first)
                 continue
+            # "The Commerce Department", not "The Hague": the article of a longer name goes.
+            if first == "The" and len(words) >= 3 and m.label in ("ORG", "LOC"):
+                s += span.index(first) + len(first)
+                continue
             if (
                 last.casefold() in _FUNCTION_WORDS | _TRAILING_WORDS
                 or last.endswith(("'", "’"))
@@ -621,6 +633,47 @@ def _opening_participle(text: str, m: Mention) -> bool:
     return not before or before.endswith((".", "!", "?", "\n", ":"))
 
 
+# Sports results in wire copy, one per line: a score ("Wigan 4 Chester 2"), a standings row
+# ("Hull 4 2 2 0 4 2 8") or a fixture ("Postponed : Walsall v Wrexham"). The names are teams.
+_TEAM = r"[A-ZÀ-Þ][\w.'&-]*(?: (?:[A-ZÀ-Þ][\w.'&-]*|\( ?[A-Z] ?\)))*"
+_RESULT_LINES = (
+    re.compile(rf"({_TEAM}) \d+ ({_TEAM}) \d+(?: .*)?"),
+    re.compile(rf"({_TEAM})(?: \d+| \d*\.\d+| \d+-\d+){{3,}}.*"),
+    re.compile(rf"(?:\w+ : )?({_TEAM}) v ({_TEAM})"),
+)
+
+
+def _results_tables(
+    text: str, mentions: list[Mention], segments: Sequence[Segment]
+) -> list[Mention]:
+    """The teams of results lines are organisations, whatever the model said of them."""
+    teams: list[Mention] = []
+    offset = 0
+    for line in text.split("\n"):
+        for pattern in _RESULT_LINES:
+            if match := pattern.fullmatch(line):
+                for group in range(1, pattern.groups + 1):
+                    name = match.group(group)
+                    start = offset + match.start(group)
+                    lang = _lang_at(segments, start)
+                    if lang is None or any(ch.isdigit() for ch in name):
+                        continue
+                    if _is_non_name(name, "ORG") or _common_noun(text, name, "ORG"):
+                        continue  # "June 4.5 4.7 4.9", "Sales 12 15 18"
+                    teams.append(Mention(start, start + len(name), "ORG", "ORG", lang))
+                break
+        offset += len(line) + 1
+    if not teams:
+        return mentions
+    names = {text[t.start : t.end] for t in teams}
+    kept = [
+        m._replace(label="ORG") if text[m.start : m.end] in names else m  # the team in the story
+        for m in mentions
+        if not any(t.start < m.end and m.start < t.end for t in teams)
+    ]
+    return sorted(kept + teams, key=lambda m: m.start)
+
+
 # French names sports clubs after their town: "Yankees de New York", "Sénateurs d'Ottawa".
 _CLUB_NICKNAME = r"(?:[A-ZÀ-Þ][\w-]* )*[A-ZÀ-Þ][\w-]*s"
 _CLUB_LINK = r" (?:de |du |des |d['’] ?)"
@@ -653,11 +706,11 @@ def _club_names(text: str, mentions: list[Mention]) -> list[Mention]:
 
 
 def _keeps_final_dot(text: str, s: int, e: int) -> bool:
-    """ "Donald J." and "Inc." end with their dot."""
+    """ "Donald J.", "Inc." and "Warner Bros." end with their dot."""
     if text[e - 1] != ".":
         return False
     last = text[s : e - 1].split()[-1:] or [""]
-    return len(last[0]) <= 3 and _has_upper(last[0][:1])
+    return _has_upper(last[0][:1]) and (len(last[0]) <= 3 or fold(last[0]) in _ABBREVIATIONS)
 
 
 def _is_non_name(span: str, label: str) -> bool:
