@@ -13,17 +13,20 @@ configured choice (config/pipeline.toml's entity_refinements_off: what each lang
 run once per input variant (apostrophes and capitals lines change what they read); the
 refinements, which need no model, run on their output.
 
-Cost is CPU seconds per document: the model's tagging, and the refinements of the configured
-choice on top, so the throughput lost to refinement reads directly.
+Cost (--cost fr=fr_core_news_sm,fr_core_news_md) is CPU milliseconds per document, runs
+interleaved: each model's tagging and the configured refinements, so the throughput lost to
+refinement and the price of a larger model read directly.
 
     .venv/bin/python benchmarks/ner_benchmark.py --en ../shared/data/ner/dev_en.jsonl \\
-        --fr ../shared/data/ner/dev_fr.jsonl [--model fr=fr_core_news_md] [--errors en]
+        --fr ../shared/data/ner/dev_fr.jsonl [--model fr=fr_core_news_md] [--errors en] \\
+        [--cost fr=fr_core_news_sm,fr_core_news_md --runs 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -204,6 +207,44 @@ def print_language(
     return chosen
 
 
+def print_cost(
+    name: str, docs: list[Doc], packages: list[str], configured: EntitySettings, runs: int
+) -> None:
+    """CPU ms per document of each model's tagging and of the configured refinements, runs
+    interleaved so that load on the shared machine hits all alike; median and best."""
+    lang = str(docs[0].segments[0].lang)
+    articles: list[Article] = [(d.text, d.segments) for d in docs]
+    recognizers = {}
+    for package in packages:
+        recognizers[package] = EntityRecognizer({lang: package}, settings=configured)
+        recognizers[package].load_all()
+    tagged = recognizers[packages[0]].tag(articles)
+    samples: dict[str, list[float]] = {package: [] for package in packages}
+    samples["refinements (configured)"] = []
+    for _ in range(runs):
+        for package, recognizer in recognizers.items():
+            started = process_time()
+            recognizer.tag(articles)
+            samples[package].append(process_time() - started)
+        started = process_time()
+        refine_tagged(articles, tagged, [lang], configured)
+        samples["refinements (configured)"].append(process_time() - started)
+    words = sum(len(d.text.split()) for d in docs)
+    print(f"## {name}: CPU per document ({len(docs)} documents, {words:,} words, {runs} runs)\n")
+    print("| work | ms/doc CPU median | best |")
+    print("|---|---:|---:|")
+    for work, seconds in samples.items():
+        label = f"tagging with {work}" if work in recognizers else work
+        per_doc = [1000 * x / len(docs) for x in seconds]
+        print(f"| {label} | {statistics.median(per_doc):.2f} | {min(per_doc):.2f} |")
+    base = statistics.median(samples[packages[0]])
+    refine = statistics.median(samples["refinements (configured)"])
+    print(
+        f"| refinements / ({packages[0]} tagging + refinements) | {refine / (base + refine):.1%} | |"
+    )
+    print()
+
+
 def print_errors(docs: Sequence[Doc], predicted: list[Span]) -> None:
     by_id = {d.id: d for d in docs}
     gold = {g for d in docs for g in d.gold if g[3] in MAIN_LABELS}
@@ -228,6 +269,14 @@ def main() -> int:
         metavar="LANG=PACKAGE",
         help="use this spaCy model for a language instead of config/pipeline.toml's",
     )
+    parser.add_argument(
+        "--cost",
+        action="append",
+        default=[],
+        metavar="LANG=PACKAGE[,PACKAGE...]",
+        help="time these models' tagging and the refinements on that language's set",
+    )
+    parser.add_argument("--runs", type=int, default=5, help="timed runs for --cost")
     parser.add_argument(
         "--errors",
         action="append",
@@ -259,6 +308,9 @@ def main() -> int:
         chosen = print_language(name, docs, {str(lang): models[str(lang)]}, configured)
         if name in args.errors:
             print_errors(docs, chosen)
+    for spec in args.cost:
+        lang, packages = spec.split("=", 1)
+        print_cost(lang, datasets[lang], packages.split(","), configured, args.runs)
     return 0
 
 

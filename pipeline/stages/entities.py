@@ -113,12 +113,16 @@ class EntitySettings:
         unknown = {name for off in self.off_by_language.values() for name in off} - set(REFINEMENTS)
         if unknown:
             raise ValueError(f"unknown entity refinements: {sorted(unknown)}")
+        # Asked for every mention: the answers are worked out once.
+        everywhere = frozenset(name for name in REFINEMENTS if getattr(self, name))
+        by_language = {lang: everywhere - off for lang, off in self.off_by_language.items()}
+        object.__setattr__(self, "_everywhere", everywhere)
+        object.__setattr__(self, "_by_language", by_language)
 
     def on(self, refinement: str, lang: str | None) -> bool:
         """Whether `refinement` runs on text in `lang`."""
-        return getattr(self, refinement) and refinement not in self.off_by_language.get(
-            lang or "", ()
-        )
+        enabled = self._by_language.get(lang, self._everywhere)  # type: ignore[attr-defined]
+        return refinement in enabled
 
 
 REFINEMENTS: tuple[str, ...] = tuple(
@@ -588,6 +592,7 @@ def _not_part_of_french_name(first: str, second: str) -> bool:
 # A name never runs over a line break, a spaced dash ("CRICKET - ESSEX"), or a score.
 _BREAK = re.compile(r"\s*\n\s*| [-–—] ")
 _NUMBER = re.compile(r"[\d.,:/-]*\d[\d.,:/-]*")
+_MAY_BREAK = re.compile(r"\n| [-–—] | \S*\d\S*$")
 
 
 def _is_score(word: str, label: str) -> bool:
@@ -603,6 +608,8 @@ def _split_at_breaks(text: str, m: Mention) -> list[Mention]:
     ("Derbyshire 471", "D. Blenkiron 4-43"): what stays of a name among table cells and
     "SPORT - HEADLINE" lines."""
     span = text[m.start : m.end]
+    if not _MAY_BREAK.search(span):
+        return [m]
     parts: list[Mention] = []
     start = 0
     for cut in [*_BREAK.finditer(span), None]:
