@@ -163,6 +163,7 @@ _VOCABULARY: Mapping[str, tuple[str, ...]] = {
             your email | keep reading | continue reading | read (?:\d+|more|this)
             continue with (?:google|facebook|apple)
             with (?:google|facebook|apple|microsoft|linkedin) | free stories | anmeld | angemeldet
+            melden sie sich | pflichtfeld
             einlogg | eingeloggt | konto | passwort | e-mail | kostenlos | vorteile | weiterlesen
             mit (?:google|apple|facebook) | inscri | compte | mot de passe | adresse e-mail
             gratuit | identifiez | connectez | se connecter | lire la suite
