@@ -47,6 +47,7 @@ MAX_WORDS_PER_WALL_TERM = 25
 # A line this short holding wall vocabulary is a button or a form label ("Accept all"), unless
 # it ends like a sentence or names someone ("Doch Präsident Erdogan akzeptiert nicht.").
 MAX_BUTTON_WORDS = 6
+MAX_DOTTED_BUTTON_WORDS = 3
 
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
@@ -163,7 +164,7 @@ _VOCABULARY: Mapping[str, tuple[str, ...]] = {
             your email | keep reading | continue reading | read (?:\d+|more|this)
             continue with (?:google|facebook|apple)
             with (?:google|facebook|apple|microsoft|linkedin) | free stories | anmeld | angemeldet
-            melden sie sich | pflichtfeld
+            melden sie sich | loggen sie sich | pflichtfeld
             einlogg | eingeloggt | konto | passwort | e-mail | kostenlos | vorteile | weiterlesen
             mit (?:google|apple|facebook) | inscri | compte | mot de passe | adresse e-mail
             gratuit | identifiez | connectez | se connecter | lire la suite
@@ -327,7 +328,9 @@ def _addressed(unit: str) -> bool:
 
 
 def _is_button(unit: str, words: float) -> bool:
-    return words <= MAX_BUTTON_WORDS and not unit.endswith(".") and not _REPORTING.search(unit)
+    # Flattened pages end buttons with a full stop too ("Weiter mit Google.").
+    ends_like_sentence = unit.endswith(".") and words > MAX_DOTTED_BUTTON_WORDS
+    return words <= MAX_BUTTON_WORDS and not ends_like_sentence and not _REPORTING.search(unit)
 
 
 def _wall_kind_of(unit: str, words: float) -> str | None:
@@ -388,6 +391,7 @@ def wall_kind(text: str) -> str | None:
     content_words = 0.0
     newsletter = False
     content_after_gate = False  # a teaser precedes its paywall: no report follows it
+    gate_units = 0  # a notice has several lines: one sentence is not a paywall
     for unit in _judge_units(text):
         if unit.role == "content":
             content_letters += len(_LETTER.findall(unit.text))
@@ -396,6 +400,7 @@ def wall_kind(text: str) -> str | None:
                 content_after_gate = True
         elif unit.role in _KIND_PATTERNS:
             wall[unit.role] += len(_LETTER.findall(unit.text))
+            gate_units += unit.role in _GATED
         newsletter = newsletter or unit.role == "newsletter"
     if content_words < MIN_CONTENT_WORDS and (wall or newsletter):
         # Nothing but the headline and a notice: the article is behind it.
@@ -408,7 +413,7 @@ def wall_kind(text: str) -> str | None:
     if share >= WALL_SHARE and content_words <= MAX_CONTENT_WORDS:
         return kind
     gated = {k: n for k, n in wall.items() if k in _GATED}
-    if gated and content_words <= MAX_TEASER_WORDS and not content_after_gate:
+    if gate_units >= 2 and content_words <= MAX_TEASER_WORDS and not content_after_gate:
         gated_share = sum(gated.values()) / (wall_letters + content_letters)
         if gated_share >= TEASER_SHARE:
             return max(gated, key=gated.__getitem__)
