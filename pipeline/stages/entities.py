@@ -423,8 +423,8 @@ _FRENCH_NAME_NOUNS = _words(
 )
 _BOILERPLATE = _words("file photo photos source credit lire voir read watch")
 _STRIP = set(" \t\n\r,;:!?.«»\"“”„'’‘()[]{}–—-/|*•·")
-# Never the last word of a name either: elided articles cut from their apostrophe ("Conseil
-# ministériel de l"), prepositions ("Kingston dans").
+# Never the last word of a name either, in lower case: elided articles cut from their
+# apostrophe ("Conseil ministériel de l"), prepositions ("Kingston dans"); "Vico C" keeps its C.
 _TRAILING_WORDS = _words("l d j m n s t c qu dans sur par pour avec sans sous chez vers entre")
 _ABBREVIATIONS = _words("bros corp corps ltda cie")
 _LEADING_ELISION = re.compile(
@@ -563,11 +563,12 @@ def _trim(text: str, m: Mention) -> Mention | None:
                 s += span.index(first) + len(first)
                 continue
             # "The Commerce Department", not "The Hague": the article of a longer name goes.
-            if first == "The" and len(words) >= 3 and m.label in ("ORG", "LOC"):
+            if first == "The" and len(words) >= 3 and m.label in ("ORG", "LOC") and m.lang == "en":
                 s += span.index(first) + len(first)
                 continue
             if (
-                last.casefold() in _FUNCTION_WORDS | _TRAILING_WORDS
+                last.casefold() in _FUNCTION_WORDS
+                or last in _TRAILING_WORDS
                 or last.endswith(("'", "’"))
                 or (m.lang != "fr" and _is_lower_word(last))
             ):

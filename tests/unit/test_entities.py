@@ -199,6 +199,14 @@ def test_recase_caps_lines_keeps_length_and_acronyms():
             "Commerce Department",
         ),
         ("The Hague said nothing.", "The Hague", "LOC", "en", "The Hague"),
+        ("le rappeur Vico C chante", "Vico C", "PERSON", "fr", "Vico C"),
+        (
+            "Le Conseil ministériel de l'OCI",
+            "Conseil ministériel de l",
+            "ORG",
+            "fr",
+            "Conseil ministériel",
+        ),
         (
             "Minister Sergei Shoigu also travelled",
             "Sergei Shoigu also",
