@@ -5,7 +5,8 @@ the project's own tests/data/walls/dev.jsonl and holdout.jsonl, and judges each 
 delivers it: the headline on the first line, the body after it (--body-only judges the body
 alone). --unlabelled takes JSONL of real crawled texts ({"lang", "text"}, e.g. the shared story
 set ../shared/data/story/dev_docs.jsonl, which may not be copied here) and lists what is flagged,
-for reading by eye.
+for reading by eye. --sentences takes a directory of per-language sentence files (the shared
+langid sentences) and counts false alarms on six-sentence pseudo-articles.
 
     .venv/bin/python benchmarks/wall_benchmark.py tests/data/walls/dev.jsonl tests/data/walls/holdout.jsonl
 """
@@ -22,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.stages.quality import wall_kind
+
+SENTENCES_PER_ARTICLE = 6
 
 
 def load(path: Path) -> list[dict[str, str]]:
@@ -85,6 +88,19 @@ def print_unlabelled(path: Path) -> None:
     print()
 
 
+def print_sentence_articles(directory: Path, languages: list[str], size: int) -> None:
+    """False alarms on natural text: consecutive sentences of a per-language file, `size` at a
+    time, judged as articles."""
+    print(f"## {directory}: pseudo-articles of {size} sentences\n")
+    print("| lang | articles | flagged |")
+    print("|---|---:|---:|")
+    for lang in languages:
+        sentences = (directory / f"{lang}.txt").read_text(encoding="utf-8").splitlines()
+        texts = ["\n".join(sentences[i : i + size]) for i in range(0, len(sentences), size)]
+        print(f"| {lang} | {len(texts)} | {sum(wall_kind(t) is not None for t in texts)} |")
+    print()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("sets", nargs="+", type=Path, help="labelled JSONL wall sets")
@@ -97,6 +113,12 @@ def main() -> int:
         default=[],
         help="JSONL of real crawled texts ({lang, text}): list what is flagged",
     )
+    parser.add_argument(
+        "--sentences",
+        type=Path,
+        help="directory of <lang>.txt sentence files (e.g. ../shared/data/langid/sentences)",
+    )
+    parser.add_argument("--languages", default="en,de,fr,es,it,pl,ru,zh")
     args = parser.parse_args()
     for path in args.sets:
         errors = print_table(path.name, load(path), args.body_only)
@@ -104,6 +126,8 @@ def main() -> int:
             print("\n".join(errors) + "\n")
     for path in args.unlabelled:
         print_unlabelled(path)
+    if args.sentences is not None:
+        print_sentence_articles(args.sentences, args.languages.split(","), SENTENCES_PER_ARTICLE)
     return 0
 
 
