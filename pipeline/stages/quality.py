@@ -5,17 +5,20 @@ Pure stage. A wall is a page whose text, beyond its headline, is an instruction 
 carries no report. The text is cut into units (lines, then sentences) and each unit is judged:
 
 - a *wall* unit holds wall vocabulary (data below, per kind, in en/de/fr/es/it/pl/ru/zh and some
-  pt/nl/tr) and either speaks to the visitor ("you", "Sie", "vous", "您", imperatives, "please")
-  or is a button-sized line ("Accept all", "微信登录"); a quoted IP address alone is enough;
+  pt/nl/tr) and either speaks to the visitor ("you", "Sie", "vous", "您", imperatives, "please",
+  or the site and page speaking of themselves: "we and our partners", "this article") or is a
+  button-sized line ("Accept all", "微信登录") or is dense with that vocabulary ("Dostęp premium
+  od 9,90 zł miesięcznie."); a quoted IP address alone is enough;
 - a *neutral* unit is the headline, a form label, a newsletter prompt and the lines it drags
-  along ("Enter your email", "you can unsubscribe at any time"), or a sentence that speaks to
-  the visitor but reports nothing (no number, no name);
+  along ("Enter your email", "you can unsubscribe at any time"), or a short sentence, or one
+  that speaks to the visitor, that reports nothing (no number, no two-word name);
 - every other unit of five words or more is *content*: a report.
 
-A text is a wall when wall units outweigh content (letters), and there is little content; a
-short teaser before a paywall, registration or ad-blocker notice counts less; a page left with
-nothing but the headline and a wall or newsletter prompt is a wall too. A real article that
-mentions cookies or subscriptions speaks about them, not to the visitor, and reports.
+A text is a wall when wall units outweigh content (letters) and there is little content; when
+a short teaser is followed by at least two paywall, registration or ad-blocker lines and no
+report; or when nothing but the headline and a wall or newsletter prompt is left. A real
+article that mentions cookies or subscriptions speaks about them, not to the visitor, and
+reports. Measured per language on the project's wall sets (docs/BENCHMARKS.md, "Walls").
 """
 
 from __future__ import annotations
@@ -37,8 +40,10 @@ MAX_CONTENT_WORDS = 120
 # when the teaser is short.
 TEASER_SHARE = 0.2
 MAX_TEASER_WORDS = 80
-# Units shorter than this are labels and buttons, never content.
+# Units shorter than this are labels and buttons, never content...
 MIN_CONTENT_WORDS = 5
+# ...and units this long are content even when they name nothing and count nothing.
+MIN_PLAIN_CONTENT_WORDS = 12
 # A sentence with a wall term every five words is a notice even when it does not address the
 # visitor ("Dostęp premium od 9,90 zł miesięcznie.").
 MAX_WORDS_PER_DENSE_TERM = 5
@@ -295,8 +300,6 @@ _CAPITALISED = r"[A-ZÀ-ÞА-ЯЁ][\w'’-]*[a-zà-ÿа-яё]"
 _REPORTING = re.compile(
     rf"(?<!\w)\d[\d.,:]*(?!\w)|\d+(?:%|°|€|\$|年|月|日)|(?<=[\w,;:] ){_CAPITALISED} {_CAPITALISED}"
 )
-# A unit this long is content even when it names nothing and counts nothing.
-MIN_PLAIN_CONTENT_WORDS = 12
 _LETTER = re.compile(r"[^\W\d_]")
 _LATIN_WORD = re.compile(r"[^\W\d_\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]+")
 # Sentences end at . ! ? … before a space, or after Chinese full stops; not after a one-letter
