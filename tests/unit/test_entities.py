@@ -192,6 +192,22 @@ def test_recase_caps_lines_keeps_length_and_acronyms():
         ),
         ("It was Tony Abbott’s office.", "Tony Abbott’s", "PERSON", "en", "Tony Abbott"),
         (
+            "The Commerce Department said",
+            "The Commerce Department",
+            "ORG",
+            "en",
+            "Commerce Department",
+        ),
+        ("The Hague said nothing.", "The Hague", "LOC", "en", "The Hague"),
+        ("le rappeur Vico C chante", "Vico C", "PERSON", "fr", "Vico C"),
+        (
+            "Le Conseil ministériel de l'OCI",
+            "Conseil ministériel de l",
+            "ORG",
+            "fr",
+            "Conseil ministériel",
+        ),
+        (
             "Minister Sergei Shoigu also travelled",
             "Sergei Shoigu also",
             "PERSON",
@@ -367,6 +383,91 @@ def test_label_vote_is_off_by_default_but_available():
     assert [label for _, label in names] == ["ORG", "ORG", "PERSON"]
     names, _ = _refined(text, mentions, "en", label_vote=True)
     assert [label for _, label in names] == ["ORG", "ORG", "ORG"]
+
+
+@pytest.mark.parametrize(
+    ("text", "surface", "label", "expected"),
+    [
+        ("Le navire a traversé la mer Rouge.", "mer Rouge", "LOC", "mer Rouge"),
+        ("pendant la guerre de Crimée", "guerre de Crimée", "MISC", "guerre de Crimée"),
+        ("les vins de la vallée du Rhône", "vallée du Rhône", "LOC", "Rhône"),
+    ],
+)
+def test_french_keeps_the_lower_case_noun_that_begins_a_name(text, surface, label, expected):
+    names, _ = _refined(text, [_mention(text, surface, label)], "fr")
+    assert names == [(expected, label)]
+
+
+def test_mentions_stop_at_line_breaks_dashes_and_scores():
+    text = "CRICKET - ESSEX WIN\nDerbyshire 471 all out\nFrance 3 a diffusé le match"
+    mentions = [
+        _mention(text, "CRICKET - ESSEX", "ORG", "en"),
+        _mention(text, "Derbyshire 471", "ORG", "en"),
+        _mention(text, "France 3", "ORG", "en"),
+    ]
+    names, _ = _refined(text, mentions, "en", results_tables=False)
+    assert names == [
+        ("CRICKET", "ORG"),
+        ("ESSEX", "ORG"),
+        ("Derbyshire", "ORG"),
+        ("France 3", "ORG"),
+    ]
+
+
+def test_results_lines_name_their_teams_as_organisations():
+    text = "Wigan 4 Chester 2\nHull 4 2 2 0 4 2 8\nPostponed : Walsall v Wrexham\nJune 4.5 4.7 4.9"
+    names, _ = _refined(text, [_mention(text, "Chester", "PERSON", "en")], "en")
+    assert names == [
+        ("Wigan", "ORG"),
+        ("Chester", "ORG"),
+        ("Hull", "ORG"),
+        ("Walsall", "ORG"),
+        ("Wrexham", "ORG"),
+    ]
+
+
+def test_a_french_club_named_after_its_town_is_one_organisation():
+    text = "Les Yankees de New York ont battu les Ravens de Baltimore."
+    mentions = [
+        _mention(text, "Yankees", "ORG"),
+        _mention(text, "New York", "LOC"),
+        _mention(text, "Ravens de Baltimore", "LOC"),
+    ]
+    names, _ = _refined(text, mentions, "fr")
+    assert names == [("Yankees de New York", "ORG"), ("Ravens de Baltimore", "ORG")]
+
+
+def test_a_participle_opening_a_french_sentence_is_not_a_name():
+    text = "Porté par la foule, Macron est entré. Profondément ému, il a parlé."
+    mentions = [
+        _mention(text, "Porté", "LOC"),
+        _mention(text, "Macron", "PERSON"),
+        _mention(text, "Profondément", "PERSON"),
+    ]
+    names, _ = _refined(text, mentions, "fr")
+    assert names == [("Macron", "PERSON")]
+
+
+def test_refinements_switch_off_per_language():
+    text = "Il vient de Russie. It was Tony Abbott’s office."
+    mentions = [
+        _mention(text, "de Russie", "LOC", "fr"),
+        _mention(text, "Tony Abbott’s", "PERSON", "en"),
+    ]
+    segments = (Segment(0, 19, "fr", 0.9), Segment(20, len(text), "en", 0.9))
+    settings = replace(DEFAULT_ENTITY_SETTINGS, off_by_language={"fr": frozenset({"trim"})})
+    refined, _ = refine(text, mentions, segments, settings)
+    assert [text[m.start : m.end] for m in refined] == ["de Russie", "Tony Abbott"]
+    with pytest.raises(ValueError, match="no_such_refinement"):
+        replace(DEFAULT_ENTITY_SETTINGS, off_by_language={"en": frozenset({"no_such_refinement"})})
+
+
+def test_capitals_lines_take_the_case_the_article_writes_their_words_in():
+    text = (
+        "CRICKET - LEICESTERSHIRE TAKE OVER AT TOP\n\n"
+        "Leicestershire beat Somerset to take over at the top of the table."
+    )
+    assert recase_caps_lines(text).split("\n")[0] == "Cricket - Leicestershire take over at top"
 
 
 # --- grouping --------------------------------------------------------------------------------
