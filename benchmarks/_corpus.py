@@ -1,8 +1,9 @@
 """The throughput benchmark's articles: real pages and the seed, copied into distinct records.
 
-Base articles: the readable text of ``shared/data/html/<page>/expected.html`` (tags stripped,
-one paragraph per block element, the page title as title) for five English and two French
-pages, and the seed article(s) ``shared/data/seed/*.txt`` (first line the title).
+Base articles: the readable text of ``<pages>/<page>/expected.html`` (tags stripped, one
+paragraph per block element, the title from ``expected-metadata.json``) for the five English and
+two French pages of PAGES, and optionally a seed article (a French text file, first line the
+title). The caller names both: the pages are not in this repository.
 
 Copies: copy ``i`` of the corpus is base article ``i % len(bases)`` with a unique id and one
 added sentence naming its serial number and the run, so every copy has its own content
@@ -19,9 +20,6 @@ from pathlib import Path
 
 import orjson
 from dedup_corpus import html_paragraphs
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 
 PAGES = {
     "bbc-1": "en",
@@ -55,14 +53,15 @@ def strip_tags(markup: str) -> str:
     return "\n\n".join(html_paragraphs(markup))
 
 
-def base_articles(data: Path = DATA) -> list[BaseArticle]:
+def base_articles(pages: Path, seed: Path | None = None) -> list[BaseArticle]:
+    """The pages of PAGES under ``pages`` (``<page>/expected.html``), then the seed if given."""
     bases = []
     for name, lang in PAGES.items():
-        page = data / "html" / name
+        page = pages / name
         meta = json.loads((page / "expected-metadata.json").read_text(encoding="utf-8"))
         body = strip_tags((page / "expected.html").read_text(encoding="utf-8"))
         bases.append(BaseArticle(name, lang, html.unescape(meta.get("title") or ""), body))
-    for seed in sorted((data / "seed").glob("*.txt")):
+    if seed is not None:
         title, _, body = seed.read_text(encoding="utf-8").strip().partition("\n")
         bases.append(BaseArticle(f"seed-{seed.stem}", "fr", title.strip(), body.strip()))
     return bases
