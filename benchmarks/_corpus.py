@@ -1,8 +1,9 @@
 """The throughput benchmark's articles: real pages and the seed, copied into distinct records.
 
-Base articles: the readable text of ``tests/data/html/<page>/expected.html`` (tags stripped,
-one paragraph per block element, the page title as title) for five English and two French
-pages, and the seed article(s) ``tests/data/seed/*.txt`` (first line the title).
+Base articles: the readable text of ``<pages>/<page>/expected.html`` (tags stripped, one
+paragraph per block element, the title from ``expected-metadata.json``) for the five English and
+two French pages of PAGES, and a seed article (a French text file, first line the title). By
+default the repository's copies: ``tests/data/html`` and the seed in ``tests/data/seed``.
 
 Copies: copy ``i`` of the corpus is base article ``i % len(bases)`` with a unique id and one
 added sentence naming its serial number and the run, so every copy has its own content
@@ -52,14 +53,19 @@ def strip_tags(markup: str) -> str:
     return "\n\n".join(html_paragraphs(markup))
 
 
-def base_articles(data: Path = DATA) -> list[BaseArticle]:
+PAGES_DIR = DATA / "html"
+SEED = DATA / "seed" / "000_1a9e3e07799cbb39.txt"
+
+
+def base_articles(pages: Path = PAGES_DIR, seed: Path | None = SEED) -> list[BaseArticle]:
+    """The pages of PAGES under ``pages`` (``<page>/expected.html``), then the seed if given."""
     bases = []
     for name, lang in PAGES.items():
-        page = data / "html" / name
+        page = pages / name
         meta = json.loads((page / "expected-metadata.json").read_text(encoding="utf-8"))
         body = strip_tags((page / "expected.html").read_text(encoding="utf-8"))
         bases.append(BaseArticle(name, lang, html.unescape(meta.get("title") or ""), body))
-    for seed in sorted((data / "seed").glob("*.txt")):
+    if seed is not None:
         title, _, body = seed.read_text(encoding="utf-8").strip().partition("\n")
         bases.append(BaseArticle(f"seed-{seed.stem}", "fr", title.strip(), body.strip()))
     return bases

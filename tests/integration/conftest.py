@@ -6,17 +6,11 @@ other's records. The broker is started if it is not running; if it cannot start,
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -24,6 +18,9 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from pipeline.kafka_local import LocalKafka, default_state_dir
+from pipeline.launch import Deployment, free_port, http_get
+
+__all__ = ["REPO_ROOT", "PipelineRun", "TopicReader", "free_port"]  # imported by the tests
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,47 +32,12 @@ def bootstrap() -> str:
     return status.bootstrap
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
-class PipelineRun:
-    """One isolated deployment: unique topics and app id, and the worker processes on them."""
+class PipelineRun(Deployment):
+    """A deployment (pipeline.launch) run from this repository, with the tests' helpers."""
 
-    bootstrap: str
-    workdir: Path
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
-    workers: list[subprocess.Popen] = field(default_factory=list)
-    ports: list[int] = field(default_factory=list)
-    settings: dict[str, str] = field(default_factory=dict)  # more PIPELINE_* for the workers
-
-    @property
-    def topics(self) -> dict[str, str]:
-        return {
-            "raw": f"raw-{self.run_id}",
-            "enriched": f"enriched-{self.run_id}",
-            "dlq": f"dlq-{self.run_id}",
-        }
-
-    def env(self, web_port: int | None = None, slot: int = 0) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            {
-                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-                "PIPELINE_APP_ID": f"test-{self.run_id}",
-                "PIPELINE_TOPIC_RAW": self.topics["raw"],
-                "PIPELINE_TOPIC_ENRICHED": self.topics["enriched"],
-                "PIPELINE_TOPIC_DLQ": self.topics["dlq"],
-                "PIPELINE_STATE_DIR": str(self.workdir / f"state-{slot}"),
-                **self.settings,
-            }
-        )
-        if web_port is not None:
-            env["PIPELINE_WEB_PORT"] = str(web_port)
-        return env
+    cwd: Path = REPO_ROOT
+    http_get = staticmethod(http_get)
 
     def cli(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -84,42 +46,9 @@ class PipelineRun:
             input=stdin,
             capture_output=True,
             timeout=120,
-            cwd=REPO_ROOT,
+            cwd=self.cwd,
             check=False,
         )
-
-    def start_worker(
-        self, timeout: float = 180.0, slot: int | None = None, port: int | None = None
-    ) -> int:
-        """Start a worker process; each slot has its own state dir (RocksDB) and log.
-
-        With ``port``, the worker gets exactly the settings of the others started with it
-        (same state dir, same PIPELINE_WEB_PORT), as a person starting N workers on one host
-        would; the port it serves on is read from its log.
-        """
-        slot = len(self.workers) if slot is None else slot
-        env = self.env(port, 0) if port is not None else self.env(port := free_port(), slot)
-        log_path = self.workdir / f"worker-{len(self.workers)}.log"
-        log = log_path.open("ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "worker"],
-            env=env,
-            stdout=log,
-            stderr=log,
-            cwd=REPO_ROOT,
-        )
-        self.workers.append(process)
-        self.ports.append(port)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"worker exited early:\n{self.log_tail()}")
-            served = served_port(log_path)
-            if served is not None and self.http_get(served, "/ready")[0] == 200:
-                self.ports[-1] = served
-                return served
-            time.sleep(0.5)
-        raise AssertionError(f"worker not ready after {timeout} s:\n{self.log_tail()}")
 
     def kill_worker(self, index: int) -> None:
         """SIGKILL: no shutdown, no commit, no leaving the group."""
@@ -132,32 +61,6 @@ class PipelineRun:
         self.start_worker(slot=index)
         self.workers[index] = self.workers.pop()
         self.ports[index] = self.ports.pop()
-
-    def stop_workers(self) -> None:
-        for process in self.workers:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.workers:
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-    def log_tail(self, lines: int = 60) -> str:
-        text = ""
-        for path in sorted(self.workdir.glob("worker-*.log")):
-            text += f"--- {path.name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-        return text
-
-    @staticmethod
-    def http_get(port: int, path: str) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
-                return reply.status, reply.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-        except (urllib.error.URLError, OSError):
-            return 0, b""
 
     def produce(self, values: list[bytes], keys: list[bytes | None] | None = None) -> None:
         producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
@@ -198,14 +101,6 @@ class PipelineRun:
         raise AssertionError(
             f"timed out on {topic} with {len(records)} record(s):\n{self.log_tail()}"
         )
-
-
-def served_port(log_path: Path) -> int | None:
-    """The web port a worker logged when it last claimed its slot (a log may be reused)."""
-    for line in reversed(log_path.read_text(errors="replace").splitlines()):
-        if '"worker slot claimed"' in line:
-            return int(orjson.loads(line)["web_port"])
-    return None
 
 
 @pytest.fixture(scope="module")
