@@ -1,10 +1,11 @@
-"""The spaCy models (and the story embedding) in a child process of their own, so the rest of a
+"""The spaCy models (and the story embedding) in child processes of their own, so the rest of a
 worker runs beside them.
 
 spaCy holds the GIL while it tags. In a thread of the worker, parsing, cleaning, language ID,
-MinHash, the dedup agent and Kafka I/O all waited for it and it for them: the worker ran at
-0.69 of bare NER's rate (docs/BENCHMARKS.md, "Throughput and latency"). In its own process NER
-has a core to itself and the worker prepares the next batch and ships the last one meanwhile.
+MinHash, the dedup agent and Kafka I/O all waited for it and it for them (the worker ran at 0.69
+of bare NER's rate). In its own processes, one per core, NER has the cores to itself and the
+worker prepares the next batches and ships the last ones meanwhile: 0.97 of bare NER on every
+core (docs/BENCHMARKS.md, "Throughput and latency").
 How the child is kept (respawn, time limit, exit with the worker): `pipeline.child_process`.
 """
 

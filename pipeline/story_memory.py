@@ -44,8 +44,8 @@ Table = MutableMapping[str, Any]
 
 # Decoded article records kept in memory, least recently used dropped first (~3 kB each). A
 # verdict reads ~100 candidates; from the worker's table each read is a RocksDB get, JSON and
-# base64 decoding, which made story linking the deduplicate agent's main cost
-# (docs/BENCHMARKS.md, "Story linking"). Consecutive articles share most of their candidates.
+# base64 decoding, ~34 ms an article on the one dedup partition of the cluster (docs/BENCHMARKS.md,
+# "Throughput and latency"). Consecutive articles share most of their candidates.
 CACHED_ARTICLES = 20_000
 
 
