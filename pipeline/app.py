@@ -84,28 +84,16 @@ def create_app(settings: Settings, state_dir: Path) -> Topology:
         "cleanup.policy": "compact,delete",
         "retention.ms": str(int(2 * settings.dedup_retention_days * 86_400_000)),
     }
-    fingerprints = app.Table(
-        "dedup-fingerprints",
-        default=None,
-        partitions=1,
-        key_type=str,
-        extra_topic_configs=changelog_retention,
-    )
-    near_index = app.Table(
-        "dedup-near-index",
-        default=None,
-        partitions=1,
-        key_type=str,
-        extra_topic_configs=changelog_retention,
-    )
+
+    def dedup_partition_table(name: str) -> faust.Table:
+        return app.Table(
+            name, default=None, partitions=1, key_type=str, extra_topic_configs=changelog_retention
+        )
+
+    fingerprints = dedup_partition_table("dedup-fingerprints")
+    near_index = dedup_partition_table("dedup-near-index")
     # Story memory (pipeline.story_memory) beside the dedup memory, on the same one partition.
-    stories = app.Table(
-        "story-memory",
-        default=None,
-        partitions=1,
-        key_type=str,
-        extra_topic_configs=changelog_retention,
-    )
+    stories = dedup_partition_table("story-memory")
     serve_metrics(app)
     return Topology(
         app=app,
