@@ -75,8 +75,9 @@ def create_app(settings: Settings, state_dir: Path) -> Topology:
     # raw partition it came in on — is judged against everything seen before, in order, with no
     # race between workers. A replicated index (GlobalTable) was tried and measured: updates
     # written on one worker did not reach the other (faust-streaming #283), so half the near
-    # copies were missed. Dedup costs ~2 ms an article against ~100 ms of NER, so one partition
-    # has ample headroom, and it fails over to another worker like any partition.
+    # copies were missed. Dedup and story linking cost ~13 ms an article against ~340 ms of NER
+    # and embedding, so one partition keeps up with ~27 cores of analysis, and it fails over to
+    # another worker like any partition.
     dedup_topic = raw_bytes_topic(f"{settings.app_id}-articles-dedup", partitions=1)
     # Kafka drops changelog records older than twice the retention window, so the state a
     # worker restores stays bounded; verdicts ignore entries past the window anyway.
