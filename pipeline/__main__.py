@@ -108,6 +108,8 @@ def tail(
     ):
         if pretty:
             typer.echo(summarize_message(record, colour=colour) + "\n")
+        elif record is None:  # a tombstone: still one JSON line
+            typer.echo("null")
         else:
             typer.echo(record.decode("utf-8", "replace"))
 

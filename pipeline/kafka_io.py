@@ -56,7 +56,8 @@ def produce(settings: Settings, topic: str, records: Sequence[RawRecord], progre
 
 def consume(
     settings: Settings, topic: str, count: int | None, timeout: float, from_beginning: bool
-) -> Iterator[bytes]:
+) -> Iterator[bytes | None]:
+    """Values of a topic's messages (None for a tombstone)."""
     require_access(settings)
     consumer = KafkaConsumer(
         topic,

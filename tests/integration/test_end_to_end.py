@@ -9,6 +9,7 @@ from datetime import datetime
 
 import orjson
 import pytest
+from kafka import KafkaProducer
 
 from tests.conftest import REPO_ROOT, SEED_PATH
 
@@ -163,6 +164,19 @@ def test_pipeline_tail_pretty_summarises_any_topic(pipeline_run, worker_port):
     dead = pipeline_run.cli("tail", "--pretty", "--topic", pipeline_run.topics["dlq"],
                             "--timeout", "10")  # fmt: skip
     assert "DLQ  invalid_json" in dead.stdout.decode()
+
+
+def test_pipeline_tail_prints_a_tombstone_as_null(pipeline_run):
+    topic = f"tombstones-{pipeline_run.run_id}"
+    producer = KafkaProducer(bootstrap_servers=pipeline_run.bootstrap)
+    producer.send(topic, key=b"gone", value=None).get(timeout=30)
+    producer.send(topic, value=b'{"id": "after"}').get(timeout=30)
+    producer.close()
+    plain = pipeline_run.cli("tail", "--topic", topic, "--timeout", "5")
+    assert plain.returncode == 0, plain.stderr.decode()
+    assert plain.stdout.decode().splitlines() == ["null", '{"id": "after"}']
+    pretty = pipeline_run.cli("tail", "--pretty", "--topic", topic, "--timeout", "5")
+    assert pretty.returncode == 0 and "(empty message)" in pretty.stdout.decode()
 
 
 def test_metrics_pass_promtool_and_count_the_stages(pipeline_run, worker_port):
