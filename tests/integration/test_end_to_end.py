@@ -169,8 +169,9 @@ def test_pipeline_tail_pretty_summarises_any_topic(pipeline_run, worker_port):
 def test_pipeline_tail_prints_a_tombstone_as_null(pipeline_run):
     topic = f"tombstones-{pipeline_run.run_id}"
     producer = KafkaProducer(bootstrap_servers=pipeline_run.bootstrap)
+    # One key: one partition, so the order holds (the topic is auto-created with several).
     producer.send(topic, key=b"gone", value=None).get(timeout=30)
-    producer.send(topic, value=b'{"id": "after"}').get(timeout=30)
+    producer.send(topic, key=b"gone", value=b'{"id": "after"}').get(timeout=30)
     producer.close()
     plain = pipeline_run.cli("tail", "--topic", topic, "--timeout", "5")
     assert plain.returncode == 0, plain.stderr.decode()
