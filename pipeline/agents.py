@@ -184,7 +184,7 @@ class BatchAnalysis:
         self._cleaner = cleaner
         self._faults = faults
         self._stage_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stages")
-        self._ner_thread = ThreadPoolExecutor(max_workers=ner.size, thread_name_prefix="ner")
+        self._ner_threads = ThreadPoolExecutor(max_workers=ner.size, thread_name_prefix="ner")
 
     async def outputs(self, messages: list[IncomingMessage]) -> list[Output]:
         settings, faults = self._settings, self._faults
@@ -197,11 +197,11 @@ class BatchAnalysis:
         )
         prepared = await self._run(self._stage_thread, "prepare", len(messages), prepare, messages)
         tagged = await self._run(
-            self._ner_thread, "entities", len(prepared.ready), tag_batch, prepared, self._ner, faults
+            self._ner_threads, "entities", len(prepared.ready), tag_batch, prepared, self._ner, faults
         )
         if settings.story_linking:
             tagged = await self._run(
-                self._ner_thread, "story", len(tagged.articles), embed_batch, tagged, self._ner
+                self._ner_threads, "story", len(tagged.articles), embed_batch, tagged, self._ner
             )
         assemble = functools.partial(
             assemble_batch, max_record_bytes=settings.max_record_bytes, faults=faults
