@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate
 
 from pipeline.security import faust_credentials
 from pipeline.settings import Settings
+from pipeline.transport import Transport
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ def create_app(settings: Settings, state_dir: Path) -> Topology:
         broker_session_timeout=settings.broker_session_timeout_seconds,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_seconds,
     )
+    # Before any topic or table asks for it: a consumer that never skips uncommitted records.
+    app.transport = Transport(app.conf.broker_consumer, app)
 
     def raw_bytes_topic(name: str, *, partitions: int | None = None) -> faust.TopicT:
         return app.topic(

@@ -5,8 +5,8 @@ so a partition that silently stops being fetched (faust-streaming issue #629) lo
 there. Here every worker asks the broker for the end offsets of the partitions it holds, every
 ``interval`` seconds, and exports
 
-- ``pipeline_consumer_lag{topic,partition}``: end offset - committed offset (the fetch position
-  until the group's first commit on that partition);
+- ``pipeline_consumer_lag{topic,partition}``: end offset - committed offset (the partition's
+  first offset until the group's first commit on it);
 - ``pipeline_partition_last_progress_timestamp_seconds{topic,partition}``: when the committed
   offset last advanced, or the partition was caught up. Lag > 0 with an old timestamp = stuck.
 
@@ -93,12 +93,16 @@ async def partition_offsets(app: faust.App) -> list[PartitionOffsets]:
     # Faust's record of committed offsets: set from the broker at assignment, updated on each
     # commit, dropped on revocation (private, hence the fallbacks; faust-streaming is pinned).
     known: dict[TP, int | None] = dict(getattr(consumer, "_committed_offset", {}) or {})
+    committed_offsets = {tp: known.get(tp) or app.monitor.tp_committed_offsets.get(tp) for tp in held}
+    # Before the group's first commit on a partition, everything in it is still to be processed.
+    never_committed = [tp for tp, offset in committed_offsets.items() if offset is None]
+    firsts = await consumer.earliest_offsets(*never_committed) if never_committed else {}
     snapshot = []
     for tp in held:
         end = ends.get(tp)
-        committed = known.get(tp) or app.monitor.tp_committed_offsets.get(tp)
+        committed = committed_offsets[tp]
         if committed is None:
-            committed = await consumer.position(tp)
+            committed = firsts.get(tp)
         if end is None or committed is None:
             continue
         snapshot.append(PartitionOffsets(tp.topic, tp.partition, int(end), int(committed)))

@@ -80,7 +80,7 @@ MODEL_LOAD_SECONDS = Gauge(
 CONSUMER_LAG = Gauge(
     "pipeline_consumer_lag",
     "Messages between a partition's end offset (asked of the broker) and the group's committed "
-    "offset (the fetch position before the first commit), per partition this worker holds.",
+    "offset (the partition's first offset before the first commit), per partition this worker holds.",
     ["topic", "partition"],
 )
 PARTITION_LAST_PROGRESS = Gauge(

@@ -62,6 +62,14 @@ class PipelineRun(Deployment):
         self.workers[index] = self.workers.pop()
         self.ports[index] = self.ports.pop()
 
+    def state(self) -> str:
+        """What each worker holds (its /ready page) and the tail of their logs."""
+        pages = [
+            f"worker {i}: {http_get(port, '/ready')[1].decode()}"
+            for i, port in enumerate(self.ports)
+        ]
+        return "\n".join(pages) + "\n" + self.log_tail()
+
     def produce(self, values: list[bytes], keys: list[bytes | None] | None = None) -> None:
         producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
         try:
@@ -135,11 +143,21 @@ class TopicReader:
         self.records.extend(fresh)
         return fresh
 
-    def wait_for(self, done: Callable[[list[dict]], bool], timeout: float, why: str = "") -> None:
+    def wait_for(
+        self,
+        done: Callable[[list[dict]], bool],
+        timeout: float,
+        why: str = "",
+        explain: Callable[[], str] = str,
+    ) -> None:
+        """Poll until `done(records)`; on time-out, fail with `explain()` (say, the workers' state)."""
         deadline = time.monotonic() + timeout
         while not done(self.records):
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {why}")
+                raise AssertionError(
+                    f"timed out after {timeout} s waiting for {why} "
+                    f"({len(self.records)} records read)\n{explain()}"
+                )
             self.poll()
 
     def close(self) -> None:

@@ -281,7 +281,9 @@ def test_three_workers_with_the_same_settings_share_one_host(bootstrap, tmp_path
         keys = [f"host-{i}" for i in range(24)]
         run.produce([story(key) for key in keys], keys=[k.encode() for k in keys])
         reader = TopicReader(bootstrap, run.topics["enriched"])
-        reader.wait_for(lambda rs: set(keys) <= {r["id"] for r in rs}, 240, "every article")
+        reader.wait_for(
+            lambda rs: set(keys) <= {r["id"] for r in rs}, 240, "every article", run.state
+        )
         assert all(worker.poll() is None for worker in run.workers), run.log_tail()
         slots = sorted(p.name for p in (run.workdir / "state-0" / "worker").glob("*/slot-*"))
         assert slots == ["slot-0", "slot-1", "slot-2"]
