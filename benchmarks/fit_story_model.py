@@ -216,7 +216,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--l2", type=float, default=1.0)
-    parser.add_argument("--max-false-links", type=float, default=0.01)
+    parser.add_argument("--max-false-links", type=float, default=0.015)
     parser.add_argument("--floor", type=float, default=0.3, help="similarity of 'related'")
 
 

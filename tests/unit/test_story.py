@@ -23,6 +23,7 @@ from pipeline.stages.story import (
     entity_keys,
     key_hash,
     key_record_key,
+    language_neutral,
     link,
     name_keys,
     numbers,
@@ -353,6 +354,25 @@ def test_embedder_loads_fast_and_brings_translations_together() -> None:
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.05
     assert embedder.embed([]).shape == (0, 384)
+
+
+def test_language_neutral_vectors_bring_a_story_closer_across_languages() -> None:
+    from pipeline.stages.story import Embedder
+
+    texts = [
+        ("en", "Putin meets Kim Jong Un in Vladivostok to talk about weapons and the war"),
+        ("fr", "Poutine rencontre Kim Jong Un à Vladivostok pour parler d'armes et de la guerre"),
+        ("en", "Heavy rain floods the streets of Valencia as schools close for the week"),
+    ]
+    raw = Embedder(num_threads=1).embed([text for _, text in texts])
+    neutral = np.vstack([language_neutral(v, lang) for v, (lang, _) in zip(raw, texts)])
+    assert np.allclose(np.linalg.norm(neutral, axis=1), 1.0, atol=1e-5)
+    # The same story in two languages gains on an unrelated story in the same language.
+    raw_margin = raw[0] @ raw[1] - raw[0] @ raw[2]
+    assert neutral[0] @ neutral[1] - neutral[0] @ neutral[2] > raw_margin + 0.1
+    # A language without a stored mean (or none detected) loses the mean over languages.
+    assert np.allclose(language_neutral(raw[0], None), language_neutral(raw[0], "xx"))
+    assert not np.allclose(language_neutral(raw[0], None), language_neutral(raw[0], "en"))
 
 
 def test_a_redelivered_article_keeps_its_story_and_writes_nothing() -> None:
