@@ -217,7 +217,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--l2", type=float, default=1.0)
     parser.add_argument("--max-false-links", type=float, default=0.015)
-    parser.add_argument("--floor", type=float, default=0.3, help="similarity of 'related'")
+    parser.add_argument("--floor", type=float, default=0.2, help="similarity of 'related'")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
