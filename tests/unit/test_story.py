@@ -170,14 +170,15 @@ def test_committed_model_gives_similarities_in_unit_interval() -> None:
 @pytest.mark.parametrize("signal", ["cosine", "entities", "numbers", "names"])
 def test_committed_model_never_falls_when_a_signal_rises(signal: str) -> None:
     model = StoryModel.default()
-    base = np.array([0.85, 0.2, 0.0, 0.1, 0.1, 1.0])
+    base = np.array([0.5, 0.2, 0.0, 0.1, 0.1, 1.0])
     column = FEATURES.index(signal)
     rows = np.tile(base, (11, 1))
     rows[:, column] = np.linspace(0, 1, 11)
     similarity = model.similarity(rows)
     assert np.all(np.diff(similarity) >= 0)
     if signal == "cosine":  # the main signal moves it from unrelated to the same story
-        assert similarity[-1] - similarity[8] > 0.3
+        # (language-neutral cosines on the dev pairs: unrelated median 0.34, same story 0.68)
+        assert similarity[3] < model.floor + 0.1 and similarity[8] > model.link_threshold
 
 
 def test_model_json_must_match_the_features() -> None:
