@@ -2,7 +2,9 @@
 
 Every input message ends as exactly one output — an analysed or enriched record, or a DLQ
 record — and its offset is acked only once the broker has acknowledged that output. A record
-the broker refuses is replaced by a DLQ record that fits; if the DLQ refuses that too,
+the broker refuses for its size is first sent once on its own (the broker refuses a whole
+batch, so a small record batched with a big one is refused too); a record still refused is
+replaced by a DLQ record that fits; if the DLQ refuses that too,
 `DeliveryRefused` ends the agent and the worker exits, so nothing is committed past a message
 that is not accounted for.
 
@@ -86,6 +88,8 @@ class Delivery:
         refused: list[tuple[int, BaseException]] = []
         for index, future in enumerate(pending):
             error = await _outcome(future)
+            if error is not None and _shared_a_refused_batch(future, error):
+                error = await self._resend_alone(outputs[index])
             if error is not None:
                 refused.append((index, error))
         if not refused:
@@ -110,6 +114,27 @@ class Delivery:
             self.on_rescued(outputs[index], stand_in)
             delivered[index] = stand_in
         return delivered
+
+
+    async def _resend_alone(self, output: Output) -> BaseException | None:
+        """Send one output and wait for its acknowledgement before anything else is sent."""
+        try:
+            future = await self.send(output)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - refused before it left
+            return exc
+        return await _outcome(future)
+
+
+def _shared_a_refused_batch(future: Any, error: BaseException) -> bool:
+    """Whether a size refusal may be its batch's, not its own: worth one send on its own.
+
+    The broker applies `max.message.bytes` to a whole record batch and refuses every record in
+    it, so a small article batched with an oversized one is refused too. A refusal raised
+    before the record left (the client's own size check) is the record's own.
+    """
+    return not isinstance(future, BaseException) and refusal_code(error) == "output_too_large"
 
 
 async def _outcome(future: Any) -> BaseException | None:

@@ -38,6 +38,7 @@ class FakeBroker:
         self.pending: list[tuple[Output, asyncio.Future[None]]] = []
         self.refuse_at_send: set[tuple[str, int]] = set()
         self.refuse_at_ack: dict[tuple[str, int], Exception] = {}
+        self.refuse_once_at_ack: dict[tuple[str, int], Exception] = {}
         self.auto_ack = True
 
     async def send(self, out: Output) -> asyncio.Future[None]:
@@ -57,6 +58,8 @@ class FakeBroker:
             if not future.done():
                 if where in self.refuse_at_ack:
                     future.set_exception(self.refuse_at_ack[where])
+                elif where in self.refuse_once_at_ack:
+                    future.set_exception(self.refuse_once_at_ack.pop(where))
                 else:
                     future.set_result(None)
         self.pending.clear()
@@ -155,6 +158,43 @@ def test_a_refused_record_is_replaced_by_a_dlq_record_and_its_batch_acked(when: 
         ("dlq", 1, "output_too_large"),
         ("enriched", 2, None),
     ]
+
+
+def test_records_refused_with_an_oversized_batch_mate_are_delivered_when_sent_alone() -> None:
+    async def scenario():
+        broker = FakeBroker()
+        batch_too_large = MessageSizeTooLargeError("[Error 10] MessageSizeTooLargeError")
+        broker.refuse_at_ack[("enriched", 1)] = batch_too_large
+        for offset in (0, 2):  # refused with the batch they shared with offset 1
+            broker.refuse_once_at_ack[("enriched", offset)] = batch_too_large
+        ordered, (acked, delivered) = protocol(broker)
+        await ordered.submit([0, 1, 2], [output(0), output(1), output(2)])
+        await ordered.drain()
+        return acked, delivered, broker.log
+
+    acked, delivered, log = asyncio.run(scenario())
+    assert acked == [[0, 1, 2]]
+    assert [(o.topic, o.origin.offset, o.error) for o in delivered] == [
+        ("enriched", 0, None),
+        ("dlq", 1, "output_too_large"),
+        ("enriched", 2, None),
+    ]
+    sends = [where for kind, where in log if kind == "send"]
+    assert sends == [("enriched", n) for n in (0, 1, 2, 0, 1, 2)] + [("dlq", 1)]
+
+
+def test_a_record_the_client_refused_before_sending_is_not_sent_again() -> None:
+    async def scenario():
+        broker = FakeBroker()
+        broker.refuse_at_send.add(("enriched", 0))
+        ordered, (_, delivered) = protocol(broker)
+        await ordered.submit([0], [output(0)])
+        await ordered.drain()
+        return delivered, broker.log
+
+    delivered, log = asyncio.run(scenario())
+    assert [(o.topic, o.error) for o in delivered] == [("dlq", "output_too_large")]
+    assert log == [("send", ("dlq", 0)), ("ack", [0])]
 
 
 def test_a_refused_dlq_record_fails_the_batch_and_every_later_one_unacked() -> None:
