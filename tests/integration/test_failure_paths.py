@@ -221,15 +221,22 @@ def test_a_refused_record_becomes_a_dlq_record_on_the_real_broker(bootstrap, tmp
     admin.close()
     run.start_worker()
     try:
-        short = orjson.dumps({"id": "small", "text": "Paris."})
-        run.produce([short, story("too-big-for-the-topic", "word " * 400)],
-                    keys=[b"small", b"too-big-for-the-topic"])
+        # Small articles on both sides of the big one: produced together, they are likely to
+        # share its output batch, which the broker refuses as a whole.
+        smalls = [f"small-{n}" for n in range(8)]
+        keys = smalls[:4] + ["too-big-for-the-topic"] + smalls[4:]
+        run.produce(
+            [story(key, "word " * 400) if key.startswith("too-big")
+             else orjson.dumps({"id": key, "text": f"Paris {key}."}) for key in keys],
+            keys=[key.encode() for key in keys],
+        )
         readers = {n: TopicReader(run.bootstrap, run.topics[n]) for n in ("enriched", "dlq")}
-        found = wait_for_keys(readers, {"small", "too-big-for-the-topic"})
+        found = wait_for_keys(readers, set(keys))
         [dead] = found["too-big-for-the-topic"]
         assert (dead["error"], dead["stage"]) == ("output_too_large", "deduplicate")
         # A record without "id" is a DLQ record: show its error and reason, and the log.
-        assert [r.get("id") for r in found["small"]] == ["small"], (found["small"], run.log_tail())
+        small_ids = {key: [r.get("id") for r in found[key]] for key in smalls}
+        assert small_ids == {key: [key] for key in smalls}, (found, run.log_tail())
         assert run.workers[0].poll() is None, run.log_tail()
     finally:
         run.stop_workers()
