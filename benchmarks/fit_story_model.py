@@ -39,6 +39,7 @@ from pipeline.stages.story import (
     FEATURES,
     LEAD_CHARS,
     StoryArticle,
+    VectorIndex,
     entity_keys,
     key_hash,
     key_record_key,
@@ -49,7 +50,7 @@ from pipeline.stages.story import (
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "pipeline" / "stages" / "story_model.json"
 # Signals whose rise must never lower the similarity (weights bounded at >= 0).
-MONOTONE = frozenset({"cosine", "entities", "numbers", "names"})
+MONOTONE = frozenset({"scaled_cosine", "entities", "numbers", "names"})
 SAME_STORY = 1.5  # pairs rated at most this are the same story
 UNRELATED = 3.0  # pairs rated at least this must not share a story
 STREAM_START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -83,15 +84,19 @@ class Fitted:
 
 def stream_articles(docs: Sequence[data.Doc], vectors: np.ndarray) -> dict[str, StoryArticle]:
     """Each document's ``StoryArticle`` as the stream builds it, in ``docs`` order, one second
-    apart: entity-key weights from the key records written by the articles before it."""
+    apart: entity-key weights from the key records written by the articles before it, hubness
+    over the vectors before it."""
     records: dict[str, dict[str, object]] = {}
     articles: dict[str, StoryArticle] = {}
+    window = VectorIndex()
     for offset, (doc, vector) in enumerate(zip(docs, vectors, strict=True)):
         now = STREAM_START + timedelta(seconds=offset)
         keys = entity_keys(doc.entities)
         mine = {key_record_key(key_hash(k)): records.get(key_record_key(key_hash(k))) for k in keys}
-        article = story_article(doc.id, vector, keys, mine, doc.text, doc.language, now)
+        hubness = window.hubness(vector)
+        article = story_article(doc.id, vector, keys, mine, doc.text, doc.language, now, hubness)
         records.update(key_writes(article, mine, now))
+        window.add(doc.id, vector)
         articles[doc.id] = article
     return articles
 
@@ -227,7 +232,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     pairs, docs, vectors = load(args)
     position = {d.id: i for i, d in enumerate(docs)}
-    x = pair_matrix(pairs, stream_articles(docs, vectors), position)
+    articles = stream_articles(docs, vectors)
+    x = pair_matrix(pairs, articles, position)
     overall = np.array([p.overall for p in pairs])
     cross = np.array([p.cross_language for p in pairs])
     options = {"l2": args.l2, "max_false": args.max_false_links, "floor": args.floor}
@@ -240,6 +246,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"| {name} | {m.pearson:.3f} | {m.recall:.2f} ({m.same_story}) | "
             f"{m.false_links:.3f} ({m.unrelated}) |"
         )
+    hubness = [a.hubness for a in articles.values()]
+    late = np.mean(hubness[len(hubness) // 2 :])
+    print(f"\nmean hubness over the second half of the stream (HUB_PRIOR): {late:.3f}")
     final = fit(x, overall, **options)
     args.out.write_text(json.dumps(final.to_json(), indent=1) + "\n")
     print(f"\nfitted on all pairs: {dict(zip(FEATURES, final.weights.round(3), strict=True))}")

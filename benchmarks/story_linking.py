@@ -43,7 +43,6 @@ from pipeline.stages.dedup import short_id
 from pipeline.stages.story import (
     ARTICLE_PREFIX,
     DEFAULT_STORY,
-    FEATURES,
     KEY_PREFIX,
     Embedder,
     StoryArticle,
@@ -170,7 +169,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     rows = [both("model (all signals)", scores, linked)]
     minhash = np.array([data.minhash_similarity(docs_by_id[p.a], docs_by_id[p.b]) for p in pairs])
-    for name, values in (("cosine", x[:, FEATURES.index("cosine")]), ("minhash", minhash)):
+    cosine = np.array([np.dot(articles[p.a].vector, articles[p.b].vector) for p in pairs])
+    for name, values in (("cosine", cosine), ("minhash", minhash)):
         rows.append(
             both(
                 f"{name} alone",

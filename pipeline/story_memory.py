@@ -76,16 +76,18 @@ class StoryMemory:
             key_record_key(key_hash(key)): self.table.get(key_record_key(key_hash(key)))
             for key in keys
         }
-        features = story_article(
-            article.id, vector, keys, key_records, article.text, article.language,
-            article.ingested_at,
-        )
         shorts = {s for record in key_records.values() if record for s in record["a"]}
         ids = {self._ids[s] for s in shorts if s in self._ids}
         ids |= {i for i, _ in index.top_k(vector, self.config.vector_candidates)}
         ids.add(article.id)  # its own record, when this is a redelivery
         candidates = [c for i in sorted(ids) if (c := self._remembered(i)) is not None]
         previous = next((c for c in candidates if c.article_id == article.id), None)
+        # A redelivery keeps the hubness it was judged with (the index now holds the article).
+        hubness = previous.hubness if previous is not None else index.hubness(vector)
+        features = story_article(
+            article.id, vector, keys, key_records, article.text, article.language,
+            article.ingested_at, hubness,
+        )
         judgement = link(
             features, candidates, key_records, self.model, article.ingested_at, self.config,
             previous=previous,

@@ -5,10 +5,11 @@ Flow for one article (the wiring calls these; the embedding runs where NER runs)
 
 1. ``language_neutral(Embedder.embed([embedding_text(title, text)])[0], language)`` -> one
    unit vector (384 floats): the article's story vector.
-2. ``story_article(...)`` -> a ``StoryArticle``: the vector (int8 codes), the entity keys
-   (``entity_key`` of each mention's canonical form), the numbers, the name stems.
-3. Candidates: ids listed under the article's entity keys (``KEY_PREFIX`` table records) and
+2. Candidates: ids listed under the article's entity keys (``KEY_PREFIX`` table records) and
    the vector top-k of a ``VectorIndex`` over the window; their ``StoryArticle`` records.
+3. ``story_article(..., VectorIndex.hubness(vector))`` -> a ``StoryArticle``: the vector (int8
+   codes), its hubness, the entity keys (``entity_key`` of each mention's canonical form), the
+   numbers, the name stems.
 4. ``link(article, candidates, key_records, model, now)`` -> ``StoryJudgement``: the verdict
    (story id, similarity, related) and the records to write (none for a redelivery: pass the
    article's own record as ``previous``).
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ARTICLE_PREFIX",
     "FEATURES",
+    "HUB_PENALTY",
+    "HUB_PRIOR",
     "KEY_PREFIX",
     "Embedder",
     "NamedEntity",
@@ -113,6 +116,21 @@ def language_neutral(vector: np.ndarray, language: str | None) -> np.ndarray:
     mean = means.get(language, means[None])
     neutral = np.asarray(vector, dtype=np.float32) - LANGUAGE_CENTRING * mean
     return neutral / (float(np.linalg.norm(neutral)) or 1.0)
+
+
+# Hubness: some articles (generic topics, a language's residue) lie close to many others, so
+# their cosines overstate how related they are. A pair's cosine is lowered by HUB_PENALTY times
+# the mean hubness of its two articles, the cross-domain similarity local scaling of Conneau et
+# al. (2018, "Word translation without parallel data"). An article's hubness is the mean cosine
+# of its HUB_NEIGHBOURS nearest among HUB_REFERENCE articles of the window: those with the
+# smallest id hash, a uniform sample whose size, not the traffic, sets the scale. Measured in
+# docs/BENCHMARKS.md ("Story linking"): same-story recall 0.42 -> 0.54 at the same false links.
+HUB_NEIGHBOURS = 10
+HUB_REFERENCE = 800
+HUB_PENALTY = 0.5
+# Hubness of the dev articles (benchmarks/fit_story_model.py prints it): what fills the
+# neighbours a young window does not have yet, and the hubness of a record written without one.
+HUB_PRIOR = 0.39
 
 
 class Embedder:
@@ -466,6 +484,7 @@ class StoryArticle:
     keys: Mapping[str, float]  # entity-key hash -> weight when the article was seen
     numbers: frozenset[str]
     names: frozenset[str]  # name_keys of its text
+    hubness: float = HUB_PRIOR  # VectorIndex.hubness of its vector when it was seen
 
     def to_record(self) -> dict[str, Any]:
         codes, scale = _encode_vector(self.vector)
@@ -478,6 +497,7 @@ class StoryArticle:
             "k": {k: round(w, 3) for k, w in self.keys.items()},
             "n": sorted(self.numbers),
             "w": sorted(self.names),
+            "h": round(self.hubness, 4),
         }
         if self.story_id != self.article_id:
             record["g"] = self.story_id
@@ -494,6 +514,7 @@ class StoryArticle:
             keys=dict(record["k"]),
             numbers=frozenset(record["n"]),
             names=frozenset(record["w"]),
+            hubness=float(record.get("h", HUB_PRIOR)),  # records written before hubness
         )
 
 
@@ -514,8 +535,11 @@ def story_article(
     text: str,
     language: str | None,
     seen_at: datetime,
+    hubness: float = HUB_PRIOR,
 ) -> StoryArticle:
     """A new article's story features, before linking (its ``story_id`` is its own id).
+
+    ``hubness``: ``VectorIndex.hubness`` of its vector over the window, before it is added.
 
     ``keys``: ``entity_keys`` of its entities. ``key_records``: the story-table record of each
     key (``key_record_key(key_hash(key))``, None when absent), whose ``n`` counts the articles
@@ -534,6 +558,7 @@ def story_article(
         weights,
         numbers(text),
         name_keys(text),
+        hubness,
     )
 
 
@@ -541,7 +566,7 @@ def story_article(
 
 # MinHash similarity was measured as a feature too: its fitted weight was 0 (texts in two
 # languages share no shingles; same-language near copies already score high on the embedding).
-FEATURES = ("cosine", "entities", "no_entities", "numbers", "names", "cross_language")
+FEATURES = ("scaled_cosine", "entities", "no_entities", "numbers", "names", "cross_language")
 
 
 def _dice(a: Mapping[str, float], b: Mapping[str, float]) -> float:
@@ -559,14 +584,14 @@ def _set_dice(a: frozenset[str], b: frozenset[str]) -> float:
 def pair_features(a: StoryArticle, b: StoryArticle) -> np.ndarray:
     """The signals of a pair, in ``FEATURES`` order:
 
-    cosine of the embeddings; weighted Dice overlap of entity keys; 1 when either article has
+    cosine of the embeddings less ``HUB_PENALTY`` times the pair's mean hubness; weighted Dice overlap of entity keys; 1 when either article has
     no entity key (a language without a NER model: overlap unknown, not zero); Dice of numbers;
     Dice of name stems; 1 across languages (cosines across languages run lower).
     """
     keys_missing = not a.keys or not b.keys
     return np.array(
         [
-            float(np.dot(a.vector, b.vector)),
+            float(np.dot(a.vector, b.vector)) - HUB_PENALTY * (a.hubness + b.hubness) / 2,
             0.0 if keys_missing else _dice(a.keys, b.keys),
             float(keys_missing),
             _set_dice(a.numbers, b.numbers),
@@ -637,14 +662,15 @@ class StoryModel:
 class VectorIndex:
     """Exact top-k by cosine over the window's vectors, int8 codes in one growing matrix.
 
-    In-memory and rebuilt from the article records at start (``add`` each); 388 bytes an
-    article, ~75 ms for a top-k over 100k articles on one loaded core (docs/STORY_LINKING.md).
+    In-memory and rebuilt from the article records at start (``add`` each); 396 bytes an
+    article (codes, scale, id-hash rank), ~75 ms for a top-k over 100k articles on one loaded core (docs/STORY_LINKING.md).
     Removed rows are marked dead and reclaimed by ``compact``.
     """
 
     def __init__(self, dim: int = Embedder.dim, capacity: int = 1024) -> None:
         self._codes = np.zeros((capacity, dim), dtype=np.int8)
         self._scales = np.zeros(capacity, dtype=np.float32)
+        self._ranks = np.full(capacity, np.inf)  # id hash in [0, 1), inf for a dead row
         self._ids: list[str | None] = []
         self._row: dict[str, int] = {}
 
@@ -663,6 +689,7 @@ class VectorIndex:
         peak = float(np.max(np.abs(vector))) or 1.0
         self._codes[row] = np.round(vector / peak * _INT8_SCALE)
         self._scales[row] = peak / _INT8_SCALE
+        self._ranks[row] = xxhash.xxh3_64_intdigest(article_id.encode()) / 2.0**64
         self._ids.append(article_id)
         self._row[article_id] = row
 
@@ -671,6 +698,7 @@ class VectorIndex:
         if row is not None:
             self._ids[row] = None
             self._scales[row] = 0.0
+            self._ranks[row] = np.inf
 
     def compact(self) -> None:
         live = [row for row, i in enumerate(self._ids) if i is not None]
@@ -678,12 +706,15 @@ class VectorIndex:
         self._codes[:count] = self._codes[live]
         self._scales[:count] = self._scales[live]
         self._scales[count:] = 0.0
+        self._ranks[:count] = self._ranks[live]
+        self._ranks[count:] = np.inf
         self._ids = [self._ids[row] for row in live]
         self._row = {i: row for row, i in enumerate(self._ids) if i is not None}
 
     def _grow(self) -> None:
         self._codes = np.concatenate([self._codes, np.zeros_like(self._codes)])
         self._scales = np.concatenate([self._scales, np.zeros_like(self._scales)])
+        self._ranks = np.concatenate([self._ranks, np.full_like(self._ranks, np.inf)])
 
     def top_k(self, vector: np.ndarray, k: int, block: int = 65536) -> list[tuple[str, float]]:
         """The ``k`` most similar remembered articles, most similar first: (id, cosine)."""
@@ -701,6 +732,23 @@ class VectorIndex:
         best = np.argpartition(-scores, take - 1)[:take] if take else np.array([], dtype=int)
         best = best[np.argsort(-scores[best], kind="stable")]
         return [(self._ids[row], float(scores[row])) for row in best]  # type: ignore[misc]
+
+    def hubness(
+        self,
+        vector: np.ndarray,
+        neighbours: int = HUB_NEIGHBOURS,
+        reference: int = HUB_REFERENCE,
+        prior: float = HUB_PRIOR,
+    ) -> float:
+        """Mean cosine of the vector's ``neighbours`` nearest among the ``reference`` remembered
+        articles of smallest id hash; ``prior`` stands for the neighbours the index lacks."""
+        rows = np.flatnonzero(np.isfinite(self._ranks[: len(self._ids)]))
+        if len(rows) > reference:
+            rows = rows[np.argpartition(self._ranks[rows], reference - 1)[:reference]]
+        query = np.asarray(vector, dtype=np.float32)
+        scores = (self._codes[rows] @ query) * self._scales[rows]
+        nearest = -np.sort(-scores)[:neighbours]
+        return float((nearest.sum() + (neighbours - len(nearest)) * prior) / neighbours)
 
 
 # --- linking -------------------------------------------------------------------------------

