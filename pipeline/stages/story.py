@@ -539,11 +539,10 @@ def story_article(
 ) -> StoryArticle:
     """A new article's story features, before linking (its ``story_id`` is its own id).
 
-    ``hubness``: ``VectorIndex.hubness`` of its vector over the window, before it is added.
-
     ``keys``: ``entity_keys`` of its entities. ``key_records``: the story-table record of each
     key (``key_record_key(key_hash(key))``, None when absent), whose ``n`` counts the articles
-    that carried the key: the rarer, the heavier.
+    that carried the key: the rarer, the heavier. ``hubness``: ``VectorIndex.hubness`` of its
+    vector over the window, before it is added.
     """
     weights: dict[str, float] = {}
     for key, label in keys.items():
@@ -584,9 +583,10 @@ def _set_dice(a: frozenset[str], b: frozenset[str]) -> float:
 def pair_features(a: StoryArticle, b: StoryArticle) -> np.ndarray:
     """The signals of a pair, in ``FEATURES`` order:
 
-    cosine of the embeddings less ``HUB_PENALTY`` times the pair's mean hubness; weighted Dice overlap of entity keys; 1 when either article has
-    no entity key (a language without a NER model: overlap unknown, not zero); Dice of numbers;
-    Dice of name stems; 1 across languages (cosines across languages run lower).
+    cosine of the embeddings less ``HUB_PENALTY`` times the pair's mean hubness; weighted Dice
+    overlap of entity keys; 1 when either article has no entity key (a language without a NER
+    model: overlap unknown, not zero); Dice of numbers; Dice of name stems; 1 across languages
+    (cosines across languages run lower).
     """
     keys_missing = not a.keys or not b.keys
     return np.array(
@@ -663,7 +663,8 @@ class VectorIndex:
     """Exact top-k by cosine over the window's vectors, int8 codes in one growing matrix.
 
     In-memory and rebuilt from the article records at start (``add`` each); 396 bytes an
-    article (codes, scale, id-hash rank), ~75 ms for a top-k over 100k articles on one loaded core (docs/STORY_LINKING.md).
+    article (codes, scale, id-hash rank), ~75 ms for a top-k over 100k articles on one loaded
+    core (docs/STORY_LINKING.md).
     Removed rows are marked dead and reclaimed by ``compact``.
     """
 

@@ -320,7 +320,7 @@ def test_remembered_article_is_small_json_and_round_trips() -> None:
     assert back.keys.keys() == new.keys.keys() and back.numbers == new.numbers
     assert back.hubness == new.hubness
     # A record written before hubness was remembered reads as the prior.
-    older = {k: v for k, v in {**record, "h": 0.7}.items() if k != "h"}
+    older = {k: v for k, v in record.items() if k != "h"}
     assert StoryArticle.from_record({**record, "h": 0.7}).hubness == 0.7
     assert StoryArticle.from_record(older).hubness == HUB_PRIOR
 
@@ -365,17 +365,15 @@ def test_hubness_reads_a_fixed_size_sample_of_smallest_id_hashes() -> None:
     query = rows[0] + rows[1]
     query /= np.linalg.norm(query)
     rank = {f"r{i}": xxhash.xxh3_64_intdigest(f"r{i}".encode()) for i in range(60)}
-    sample = sorted(rank, key=rank.get)[:10]
-    cosines = sorted((float(rows[int(i[1:])] @ query) for i in sample), reverse=True)
+    by_hash = sorted(rank, key=rank.get)
+    cosines = sorted((float(rows[int(i[1:])] @ query) for i in by_hash[:10]), reverse=True)
     assert index.hubness(query, neighbours=3, reference=10) == pytest.approx(
         np.mean(cosines[:3]), abs=0.01
     )
     # A removed article leaves the sample; the next smallest hash takes its place.
-    index.remove(sample[0])
+    index.remove(by_hash[0])
     index.compact()
-    cosines = sorted(
-        (float(rows[int(i[1:])] @ query) for i in sorted(rank, key=rank.get)[1:11]), reverse=True
-    )
+    cosines = sorted((float(rows[int(i[1:])] @ query) for i in by_hash[1:11]), reverse=True)
     assert index.hubness(query, neighbours=3, reference=10) == pytest.approx(
         np.mean(cosines[:3]), abs=0.01
     )
