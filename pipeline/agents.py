@@ -116,6 +116,8 @@ def register_agents(
             async for events in stream.noack_take(
                 settings.batch_size, settings.batch_window_seconds
             ):
+                if faults.markers and not (events := drop_injected(app, events, faults)):
+                    continue
                 messages = [incoming(event) for event in events]
                 metrics.ARTICLES.labels(stage="analyze", outcome="in").inc(len(messages))
                 await batches.submit(events, analysis.outputs(messages))
@@ -382,6 +384,20 @@ def stop_unaccounted(agent: str, exc: BaseException) -> None:
     # Not a graceful stop: that would commit the offsets acked so far, which is safe, but also
     # run Faust's shutdown, which may block on the very producer that just failed.
     os._exit(EXIT_UNACCOUNTED)
+
+
+def drop_injected(
+    app: faust.App, events: Sequence[faust.EventT], faults: FaultInjection
+) -> list[faust.EventT]:
+    """Test-only: the events left once the `drop` fault lost its messages, unacked and untracked
+    (as Faust's own drops are, so a rebalance does not wait for them)."""
+    kept = []
+    for event in events:
+        if faults.drops(incoming(event)):
+            app.consumer._unacked_messages.discard(event.message)  # private: faust is pinned
+        else:
+            kept.append(event)
+    return kept
 
 
 def incoming(event: faust.EventT) -> IncomingMessage:

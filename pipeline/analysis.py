@@ -58,15 +58,26 @@ class FaultInjection:
 
     Set through PIPELINE_TEST_FAULTS (JSON, phase -> marker) so the failure paths of a real
     worker on a real broker can be exercised without mocks; empty in production.
-    Phases: prepare, tag, assemble, deduplicate.
+    Phases: prepare, tag, assemble, deduplicate; and drop: the analyze agent loses a message
+    whose bytes contain the marker, once per position, as a consumer dropping a fetched record
+    around a rebalance does.
     """
 
     markers: Mapping[str, str] = field(default_factory=dict)
+    _dropped: set[tuple[str, int, int]] = field(default_factory=set)
 
     def check(self, phase: str, text: str) -> None:
         marker = self.markers.get(phase)
         if marker and marker in text:
             raise InjectedFault(f"fault injected in {phase}")
+
+    def drops(self, message: IncomingMessage) -> bool:
+        marker = self.markers.get("drop")
+        position = (message.topic, message.partition, message.offset)
+        if not marker or marker.encode() not in (message.value or b"") or position in self._dropped:
+            return False
+        self._dropped.add(position)
+        return True
 
 
 NO_FAULTS = FaultInjection()

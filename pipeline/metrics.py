@@ -94,3 +94,10 @@ LAG_REFRESH_ERRORS = Counter(
     "Lag refreshes that failed (broker unreachable, rebalance in progress); the gauges keep "
     "their last values meanwhile.",
 )
+UNREAD_REREADS = Counter(
+    "pipeline_unread_rereads",
+    "Times a partition was read again from a message the consumer fetched but never handed to "
+    "an agent (dropped around a rebalance) while later ones were acked; nothing was committed "
+    "past it.",
+    ["topic", "partition"],
+)

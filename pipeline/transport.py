@@ -1,5 +1,5 @@
 """Faust's aiokafka transport, with a seek back to the committed offset that also covers
-partitions nothing was ever committed on.
+partitions nothing was ever committed on, and no commit past a message no agent acked.
 
 Faust drops records it fetched while a rebalance stops the flow, then "seeks back to committed
 offsets"; it seeks stream partitions to their committed offsets again when a rebalance ends. Both
@@ -9,15 +9,35 @@ were then skipped: a third worker joining two idle ones left 10 of 24 articles u
 first commit after them would have moved the group past them for good. Here such a partition is
 sought to its first offset, where ``auto_offset_reset=earliest`` would have started it. Table
 changelogs are left alone: recovery seeks them to the offsets their stores persisted.
+
+Faust also drops a fetched record now and then around a rebalance (the stream skips a record of
+the previous generation, or the fetcher skips one below an offset it read before a seek) without
+any seek after it. Its commit then takes the first run of acked offsets as done, even when it
+starts past the committed offset (and with no committed offset, wherever it starts): one of 24
+articles produced as a third worker joined was committed past and never read. Here a commit
+stops short of such a hole, and the partition is read again from the hole (the agents ack in
+order, so a later ack means the record at the hole is not in flight).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import asyncio
+import logging
+import time
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+from pipeline import metrics
+
+log = logging.getLogger("pipeline.transport")
+
+# A hole still there this long after the partition was read again from it is read again (the
+# fetcher may have dropped the re-read too); re-reads repeat work, so not sooner.
+REREAD_RETRY_SECONDS = 30.0
 
 
 async def seek_to_committed_or_first(
@@ -42,9 +62,68 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         )
 
 
+def unread_hole(
+    next_offset: int | None, acked: Iterable[int], gap_starts: Iterable[int]
+) -> int | None:
+    """The offset to read again when a partition's acks start past its next offset to commit.
+
+    ``next_offset`` is the committed offset (or, before the first commit, the partition's first
+    offset); ``gap_starts`` begin runs of offsets Faust knows hold no record. None when the
+    acked offsets (with the gaps) start at ``next_offset``, or nothing is acked.
+    """
+    starts = [*acked, *gap_starts]
+    if next_offset is None or not starts or min(starts) <= next_offset:
+        return None
+    return next_offset
+
+
 class Consumer(faust_aiokafka.Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._first_offsets: dict[TP, int] = {}  # before a partition's first commit
+        self._reread_at: dict[TP, float] = {}
+        super().__init__(*args, **kwargs)
+
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        uncommitted = [
+            tp
+            for tp in self.assignment()
+            if self._committed_offset[tp] is None and not self._is_changelog_tp(tp)
+        ]
+        if uncommitted:
+            self._first_offsets.update(await self.earliest_offsets(*uncommitted))
+
+    def _new_offset(self, tp: TP) -> int | None:
+        next_offset = self._committed_offset[tp]
+        if next_offset is None:
+            next_offset = self._first_offsets.get(tp)
+        gaps = self._gap.get(tp)
+        hole = unread_hole(next_offset, self._acked[tp], [g.begin for g in gaps or ()])
+        if hole is None:
+            return super()._new_offset(tp)
+        last = self._reread_at.get(tp)
+        if last is None or time.monotonic() - last >= REREAD_RETRY_SECONDS:
+            self._reread_at[tp] = time.monotonic()
+            asyncio.ensure_future(self._read_again(tp, hole))
+        return None
+
+    async def _read_again(self, tp: TP, offset: int) -> None:
+        # Retention may have deleted the hole: then nothing is missing below the first offset.
+        first = (await self.earliest_offsets(tp)).get(tp)
+        if first is not None and first > offset:
+            self._first_offsets[tp] = first
+            if self._committed_offset[tp] is not None:
+                self._committed_offset[tp] = first
+            return
+        log.warning(
+            "a fetched message was never handed to an agent; reading the partition again from it",
+            extra={"topic": tp.topic, "partition": tp.partition, "offset": offset},
+        )
+        metrics.UNREAD_REREADS.labels(topic=tp.topic, partition=str(tp.partition)).inc()
+        await self.seek(tp, offset)
 
 
 class Transport(faust_aiokafka.Transport):
