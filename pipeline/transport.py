@@ -111,6 +111,18 @@ class Consumer(faust_aiokafka.Consumer):
         return None
 
     async def _read_again(self, tp: TP, offset: int) -> None:
+        # A task of its own (commits are synchronous here): a failure is logged, not lost, and
+        # the next commit after REREAD_RETRY_SECONDS tries again.
+        try:
+            await self._seek_to_hole(tp, offset)
+        except Exception:  # e.g. the partition moved in a rebalance meanwhile
+            log.warning(
+                "reading a partition again failed",
+                exc_info=True,
+                extra={"topic": tp.topic, "partition": tp.partition, "offset": offset},
+            )
+
+    async def _seek_to_hole(self, tp: TP, offset: int) -> None:
         # Retention may have deleted the hole: then nothing is missing below the first offset.
         first = (await self.earliest_offsets(tp)).get(tp)
         if first is not None and first > offset:
