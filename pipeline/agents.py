@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import faust
 
-from pipeline import metrics
+from pipeline import metrics, transport
 from pipeline.analysis import (
     FaultInjection,
     IncomingMessage,
@@ -81,7 +81,17 @@ def register_agents(
     topics = {DEDUP: topology.dedup_topic, ENRICHED: topology.enriched_topic, DLQ: topology.dlq_topic}
 
     async def send(output: Output) -> Any:
-        return await topics[output.topic].send(key=output.key, value=output.value, force=True)
+        # Topic.send would return the producer's future and leave Faust's own, which holds the
+        # same outcome, unawaited: each refused record then logged an "exception was never
+        # retrieved" error. Awaiting Faust's future keeps its sensors and retrieves it.
+        topic = topics[output.topic]
+        message = topic.as_future_message(key=output.key, value=output.value)
+        await topic.publish_message(message, wait=False)
+        return message
+
+    async def send_alone(output: Output) -> Any:
+        topic = topics[output.topic].get_topic_name()
+        return await transport.send_alone(app.producer, topic, output.key, output.value)
 
     def rescue(refused: Output, error: str, detail: str) -> Output:
         origin = refused.origin
@@ -91,7 +101,7 @@ def register_agents(
             Rejection(origin, error, detail, refused.stage), settings.max_record_bytes
         )
 
-    delivery = Delivery(send, rescue, on_rescued=count_rescued)
+    delivery = Delivery(send, send_alone, rescue, on_rescued=count_rescued)
     commits = PromptCommit(lambda: app.consumer.commit(), COMMIT_INTERVAL_SECONDS)
     analysis = BatchAnalysis(settings, ner, cleaner, faults)
 

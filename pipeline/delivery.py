@@ -3,7 +3,7 @@
 Every input message ends as exactly one output — an analysed or enriched record, or a DLQ
 record — and its offset is acked only once the broker has acknowledged that output. A record
 the broker refuses for its size is first sent once on its own (the broker refuses a whole
-batch, so a small record batched with a big one is refused too); a record still refused is
+batch, so a small record batched with a big one, or with enough small ones, is refused too); a record still refused is
 replaced by a DLQ record that fits; if the DLQ refuses that too,
 `DeliveryRefused` ends the agent and the worker exits, so nothing is committed past a message
 that is not accounted for.
@@ -63,6 +63,7 @@ def refusal_code(exc: BaseException) -> str:
 @dataclass
 class Delivery:
     send: Send
+    send_alone: Send  # in a record batch of its own, with nothing the producer adds to it
     rescue: Rescue
     on_rescued: Callable[[Output, Output], None] = lambda refused, dead_letter: None
 
@@ -115,11 +116,10 @@ class Delivery:
             delivered[index] = stand_in
         return delivered
 
-
     async def _resend_alone(self, output: Output) -> BaseException | None:
-        """Send one output and wait for its acknowledgement before anything else is sent."""
+        """Send one output in a batch of its own and wait for its acknowledgement."""
         try:
-            future = await self.send(output)
+            future = await self.send_alone(output)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - refused before it left
@@ -131,7 +131,8 @@ def _shared_a_refused_batch(future: Any, error: BaseException) -> bool:
     """Whether a size refusal may be its batch's, not its own: worth one send on its own.
 
     The broker applies `max.message.bytes` to a whole record batch and refuses every record in
-    it, so a small article batched with an oversized one is refused too. A refusal raised
+    it, so a small article batched with an oversized one, or with many small ones whose sum is
+    over the limit, is refused too. A refusal raised
     before the record left (the client's own size check) is the record's own.
     """
     return not isinstance(future, BaseException) and refusal_code(error) == "output_too_large"

@@ -138,5 +138,23 @@ class Consumer(faust_aiokafka.Consumer):
         await self.seek(tp, offset)
 
 
+async def send_alone(
+    producer: faust_aiokafka.Producer, topic: str, key: bytes | None, value: bytes
+) -> asyncio.Future[Any]:
+    """Send one record in a record batch of its own; return the future of its acknowledgement.
+
+    The producer adds a record to the batch open for its partition, and the broker applies the
+    topic's ``max.message.bytes`` to a whole batch: a record resent after its batch was refused
+    could be refused again for the records sent beside it. Faust has no batch API, so this uses
+    aiokafka's, on the producer Faust runs.
+    """
+    client = producer._ensure_producer()
+    batch = client.create_batch()
+    batch.append(key=key, value=value, timestamp=None)  # a batch's first record always fits
+    batch.close()  # else the producer adds the records sent next to it while it waits
+    partition = producer.key_partition(topic, key).partition  # where a plain send puts it
+    return await client.send_batch(batch, topic, partition=partition)
+
+
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer

@@ -240,9 +240,11 @@ def test_a_refused_record_becomes_a_dlq_record_on_the_real_broker(bootstrap, tmp
     run.start_worker()
     try:
         # Small articles on both sides of the big one: produced together, they are likely to
-        # share its output batch, which the broker refuses as a whole.
-        smalls = [f"small-{n}" for n in range(8)]
-        keys = smalls[:4] + ["too-big-for-the-topic"] + smalls[4:]
+        # share its output batch, which the broker refuses as a whole. Each fits, but not 40 of
+        # them (~1 kB each): batches of small records alone are refused too, and a record sent
+        # again must go alone, not with the records sent next to it.
+        smalls = [f"small-{n}" for n in range(40)]
+        keys = smalls[:20] + ["too-big-for-the-topic"] + smalls[20:]
         run.produce(
             [story(key, "word " * 400) if key.startswith("too-big")
              else orjson.dumps({"id": key, "text": f"Paris {key}."}) for key in keys],
@@ -256,6 +258,9 @@ def test_a_refused_record_becomes_a_dlq_record_on_the_real_broker(bootstrap, tmp
         small_ids = {key: [r.get("id") for r in found[key]] for key in smalls}
         assert small_ids == {key: [key] for key in smalls}, (found, run.log_tail())
         assert run.workers[0].poll() is None, run.log_tail()
+        # A refusal is handled: warnings, no error (an unawaited future of the refused batch
+        # used to log one per record).
+        assert '"level": "ERROR"' not in run.log_tail(10_000), run.log_tail()
     finally:
         run.stop_workers()
 
