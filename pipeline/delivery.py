@@ -3,8 +3,9 @@
 Every input message ends as exactly one output — an analysed or enriched record, or a DLQ
 record — and its offset is acked only once the broker has acknowledged that output. A record
 the broker refuses for its size is first sent once on its own (the broker refuses a whole
-batch, so a small record batched with a big one, or with enough small ones, is refused too); a record still refused is
-replaced by a DLQ record that fits; if the DLQ refuses that too,
+batch, so a small record batched with a big one, or with enough small ones, is refused too);
+a record still refused is replaced by a DLQ record that fits, also sent on its own; if the DLQ
+refuses that too,
 `DeliveryRefused` ends the agent and the worker exits, so nothing is committed past a message
 that is not accounted for.
 
@@ -90,7 +91,7 @@ class Delivery:
         for index, future in enumerate(pending):
             error = await _outcome(future)
             if error is not None and _shared_a_refused_batch(future, error):
-                error = await self._resend_alone(outputs[index])
+                error = await self._send_alone(outputs[index])
             if error is not None:
                 refused.append((index, error))
         if not refused:
@@ -104,9 +105,9 @@ class Delivery:
                 extra={"topic": output.topic, "error": refusal_code(error), "detail": detail},
             )
             stand_ins.append(self.rescue(output, refusal_code(error), detail))
-        for (index, _), stand_in, error in zip(
-            refused, stand_ins, [await _outcome(f) for f in await self.start(stand_ins)], strict=True
-        ):
+        for (index, _), stand_in in zip(refused, stand_ins, strict=True):
+            # Alone too: DLQ records batched together may be over the DLQ topic's limit.
+            error = await self._send_alone(stand_in)
             if error is not None:
                 raise DeliveryRefused(
                     f"the DLQ refused the record standing in for {_position(outputs[index])}: "
@@ -116,7 +117,7 @@ class Delivery:
             delivered[index] = stand_in
         return delivered
 
-    async def _resend_alone(self, output: Output) -> BaseException | None:
+    async def _send_alone(self, output: Output) -> BaseException | None:
         """Send one output in a batch of its own and wait for its acknowledgement."""
         try:
             future = await self.send_alone(output)
