@@ -152,6 +152,7 @@ async def send_alone(
     batch = client.create_batch()
     batch.append(key=key, value=value, timestamp=None)  # a batch's first record always fits
     batch.close()  # else the producer adds the records sent next to it while it waits
+    await client.partitions_for(topic)  # a DLQ stand-in may be the first record to its topic
     partition = producer.key_partition(topic, key).partition  # where a plain send puts it
     return await client.send_batch(batch, topic, partition=partition)
 
