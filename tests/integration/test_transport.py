@@ -1,15 +1,17 @@
-"""The seek back to committed offsets (pipeline.transport) against the real broker and aiokafka."""
+"""pipeline.transport against the real broker and aiokafka: the seek back to committed offsets,
+and a record sent in a batch of its own."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 
+import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from kafka import KafkaAdminClient, KafkaProducer
 
-from pipeline.transport import seek_to_committed_or_first
+from pipeline.transport import seek_to_committed_or_first, send_alone
 
 
 def make_topics(bootstrap: str, *names: str) -> None:
@@ -88,3 +90,53 @@ def test_a_committed_partition_is_sought_to_its_committed_offset(bootstrap):
     assert seen["committed"] == {stream: 1, changelog: None}
     assert seen["ours"] == {stream: 1, changelog: 3}
     assert seen["reread"] == [1, 2]
+
+
+async def send_alone_between_others(bootstrap: str, crowded: str, fresh: str) -> dict:
+    """On `crowded`, four records sent before and four after one sent alone; on `fresh`, a record
+    sent alone as the producer's first to that topic."""
+    app = faust.App(f"send-alone-{uuid.uuid4().hex[:8]}", broker=f"kafka://{bootstrap}")
+    producer = app.producer
+    await producer.start()
+    try:
+        value = b"x" * 700  # one fits the 1,500-byte limit, two in a batch do not
+
+        async def plain(key: bytes) -> asyncio.Future:
+            return await producer.send(crowded, key, value, None, None, None)
+
+        before = [await plain(f"before-{i}".encode()) for i in range(4)]
+        alone = await send_alone(producer, crowded, b"alone", value)
+        after = [await plain(f"after-{i}".encode()) for i in range(4)]
+        outcomes = await asyncio.gather(alone, *before, *after, return_exceptions=True)
+        first = await (await send_alone(producer, fresh, b"first", b"first record"))
+        return {
+            "alone": outcomes[0],
+            "batched": [type(o).__name__ for o in outcomes[1:]],
+            "fresh": (first.topic, first.offset),
+        }
+    finally:
+        await producer.stop()
+
+
+def test_a_record_sent_alone_is_a_batch_of_its_own_on_the_real_broker(bootstrap):
+    run = uuid.uuid4().hex[:8]
+    crowded, fresh = f"send-alone-crowded-{run}", f"send-alone-fresh-{run}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics(
+            {
+                crowded: {"num_partitions": 1, "replication_factor": 1,
+                          "configs": {"max.message.bytes": "1500"}},
+                fresh: {"num_partitions": 1, "replication_factor": 1},
+            },
+            wait_for_metadata=True,
+        )
+    finally:
+        admin.close()
+    seen = asyncio.run(send_alone_between_others(bootstrap, crowded, fresh))
+    # The records around it share batches the broker refuses (the case a resend alone is for);
+    # nothing sent after it joins its batch.
+    assert seen["batched"].count("MessageSizeTooLargeError") >= 4, seen
+    assert not isinstance(seen["alone"], BaseException), seen
+    assert seen["alone"].topic == crowded
+    assert seen["fresh"] == (fresh, 0)
