@@ -5,9 +5,8 @@ record — and its offset is acked only once the broker has acknowledged that ou
 the broker refuses for its size is first sent once on its own (the broker refuses a whole
 batch, so a small record batched with a big one, or with enough small ones, is refused too);
 a record still refused is replaced by a DLQ record that fits, also sent on its own; if the DLQ
-refuses that too,
-`DeliveryRefused` ends the agent and the worker exits, so nothing is committed past a message
-that is not accounted for.
+refuses that too, `DeliveryRefused` ends the agent and the worker exits, so nothing is
+committed past a message that is not accounted for.
 
 No Faust, Kafka or Prometheus here: sending, acking and committing are injected, so the protocol
 is unit-tested with fakes (tests/unit/test_delivery.py) and run by the agents on the real broker.
@@ -133,8 +132,8 @@ def _shared_a_refused_batch(future: Any, error: BaseException) -> bool:
 
     The broker applies `max.message.bytes` to a whole record batch and refuses every record in
     it, so a small article batched with an oversized one, or with many small ones whose sum is
-    over the limit, is refused too. A refusal raised
-    before the record left (the client's own size check) is the record's own.
+    over the limit, is refused too. A refusal raised before the record left (the client's own
+    size check) is the record's own.
     """
     return not isinstance(future, BaseException) and refusal_code(error) == "output_too_large"
 

@@ -146,7 +146,7 @@ async def send_alone(
     The producer adds a record to the batch open for its partition, and the broker applies the
     topic's ``max.message.bytes`` to a whole batch: a record resent after its batch was refused
     could be refused again for the records sent beside it. Faust has no batch API, so this uses
-    aiokafka's, on the producer Faust runs.
+    aiokafka's, on the producer Faust runs (Faust's send sensors do not see these rare sends).
     """
     client = producer._ensure_producer()
     batch = client.create_batch()

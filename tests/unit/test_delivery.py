@@ -72,6 +72,10 @@ def rescue(refused: Output, error: str, detail: str) -> Output:
     return Output("dlq", None, detail.encode(), refused.origin, refused.stage, error)
 
 
+def delivery_on(broker: FakeBroker) -> Delivery:
+    return Delivery(broker.send, broker.send_alone, rescue)
+
+
 def protocol(broker: FakeBroker, in_flight: int = 2) -> tuple[OrderedDelivery[int], list]:
     acked: list[object] = []
     delivered: list[Output] = []
@@ -81,7 +85,7 @@ def protocol(broker: FakeBroker, in_flight: int = 2) -> tuple[OrderedDelivery[in
         broker.log.append(("ack", list(events)))
 
     ordered = OrderedDelivery(
-        Delivery(broker.send, broker.send_alone, rescue), ack, in_flight, on_delivered=delivered.extend
+        delivery_on(broker), ack, in_flight, on_delivered=delivered.extend
     )
     return ordered, [acked, delivered]
 
@@ -246,7 +250,7 @@ def test_a_failing_ack_surfaces_on_the_next_submit() -> None:
         async def ack(events):
             raise OSError("commit lost")
 
-        ordered = OrderedDelivery(Delivery(broker.send, broker.send_alone, rescue), ack, in_flight=1)
+        ordered = OrderedDelivery(delivery_on(broker), ack, in_flight=1)
         await ordered.submit([0], [output(0)])
         with pytest.raises(OSError, match="commit lost"):
             await ordered.submit([1], [output(1)])
@@ -303,7 +307,7 @@ def test_a_failed_batch_is_reported_at_once_even_if_nothing_more_is_submitted() 
         broker.refuse_at_ack[("dlq", 0)] = ConnectionError("not authorised")
         failures: list[BaseException] = []
         ordered = OrderedDelivery(
-            Delivery(broker.send, broker.send_alone, rescue), lambda events: asyncio.sleep(0), 2,
+            delivery_on(broker), lambda events: asyncio.sleep(0), 2,
             on_failure=failures.append,
         )
         await ordered.submit([0], [output(0)])
