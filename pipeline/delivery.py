@@ -185,8 +185,7 @@ class OrderedDelivery(Generic[Event]):
         self, events: Sequence[Event], outputs: Awaitable[list[Output]] | list[Output]
     ) -> None:
         while len(self._flights) >= self.in_flight:
-            task, _ = self._flights.popleft()
-            await task  # raises the failure of that batch (or of one before it)
+            await self._next()
         loop = asyncio.get_running_loop()
         flight = _Flight(loop.create_future(), loop.create_future())
         previous = self._flights[-1][1] if self._flights else None
@@ -195,12 +194,21 @@ class OrderedDelivery(Generic[Event]):
 
     async def drain(self) -> None:
         while self._flights:
-            task, _ = self._flights.popleft()
-            await task
+            await self._next()
+
+    async def _next(self) -> None:
+        task, _ = self._flights.popleft()
+        try:
+            await task  # raises the failure of that batch (or of one before it)
+        except BaseException:
+            self.cancel()  # the later batches failed with it
+            raise
 
     def cancel(self) -> None:
         """Stop every batch in flight; their events stay unacked and are read again later."""
         for task, flight in self._flights:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: the caller has the first failure
             task.cancel()
             for future in (flight.sent, flight.done):
                 if not future.done():

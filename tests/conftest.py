@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# hypothesis's pytest plugin imports this module when the session ends; CPython 3.11.7 fails to
+# compile a module imported after a test has hit a RecursionError (gh-106905), so load it first.
+import hypothesis.internal.observability  # noqa: F401
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
