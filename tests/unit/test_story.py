@@ -128,6 +128,48 @@ def test_a_person_named_like_a_country_is_a_person_and_organisations_have_aliase
     assert entity_key("—", "ORG", "en") == ""
 
 
+@pytest.mark.parametrize(
+    ("names", "key"),
+    [
+        (["Moscow", "Moscou", "Moskau", "Mosca", "Москва", "莫斯科"], "n:moscow"),
+        (["Kyiv", "Kiev", "Kiew", "Київ", "Киев", "基辅"], "n:kyiv"),
+        (["Beijing", "Pékin", "Peking", "北京"], "n:beijing"),
+        (["Geneva", "Genève", "Genf", "Ginevra"], "n:geneva"),
+        (["St. Petersburg", "Saint-Pétersbourg", "Санкт-Петербург"], "n:saint petersburg"),
+        (["Cairo", "Le Caire", "القاهرة"], "n:cairo"),
+        (["Seoul", "Séoul", "서울"], "n:seoul"),
+    ],
+)
+def test_one_city_one_key_across_languages_and_scripts(names: list[str], key: str) -> None:
+    assert {entity_key(name, "LOC", "") for name in names} == {key}
+
+
+def test_nicknames_and_translations_of_city_names_do_not_rename_other_places() -> None:
+    # GeoNames lists them as names of Casablanca, Topeka and New York City.
+    assert entity_key("White House", "ORG", "en") == "n:white house"
+    assert entity_key("Google", "ORG", "en") == "n:google"
+    assert entity_key("Big Apple", "LOC", "en") == "n:big apple"
+    # A city's own name is never another city's alternate name: "Rome" is also a name of Lomé
+    # (ロメ), "Philadelphia" of Amman.
+    assert entity_key("Rome", "LOC", "en") == entity_key("Roma", "LOC", "it") == "n:rome"
+    assert entity_key("Philadelphia", "LOC", "en") == "n:philadelphia"
+    assert entity_key("Amman", "LOC", "en") == "n:amman"
+
+
+def test_a_name_keys_alike_whatever_label_a_model_gave_it() -> None:
+    # The French model calls Interfax MISC, the English one ORG; Pyongyang is LOC or ORG.
+    assert entity_key("Interfax", "MISC", "fr") == entity_key("Interfax", "ORG", "en")
+    assert entity_key("Pyongyang", "ORG", "en") == entity_key("Pyongyang", "LOC", "fr")
+    assert entity_key("Moscou", "ORG", "fr") == entity_key("Moscow", "LOC", "en")
+
+
+def test_iso_country_names_read_both_ways() -> None:
+    # ISO writes "Corée, République populaire démocratique de"; articles do not.
+    assert entity_key("République populaire démocratique de Corée", "LOC", "fr") == "c:KP"
+    assert entity_key("Democratic People's Republic of Korea", "ORG", "en") == "c:KP"
+    assert entity_key("Republic of Korea", "LOC", "en") == "c:KR"
+
+
 def test_entity_keys_are_distinct_and_countries_weigh_as_places() -> None:
     keys = entity_keys(
         [

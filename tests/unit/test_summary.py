@@ -33,7 +33,7 @@ def enriched(**fields: Any) -> dict[str, Any]:
             entity("Vladimir Poutine", "PERSON", "p:putin"),
             entity("Vladimir Putin", "PERSON", "p:putin", "en"),
             entity("Vladimir Poutine", "PERSON", "p:putin"),
-            entity("Maison Blanche", "ORG", "o:maison blanche"),
+            entity("Maison Blanche", "ORG", "n:maison blanche"),
             entity("Corée du Nord", "LOC", "c:KP"),
             entity("North Korea", "LOC", "c:KP", "en"),
             entity("Russian", "MISC", "c:RU", "en"),
