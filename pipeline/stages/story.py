@@ -300,7 +300,8 @@ def _country_forms() -> dict[str, str]:
     import pycountry  # imported here: the table is built once, on first use
 
     forms: dict[str, str] = {}
-    locales = ("fr", "de", "es", "it", "ru", "pl", "tr")
+    # The languages of the story benchmark and other large news languages.
+    locales = ("fr", "de", "es", "it", "ru", "pl", "tr", "ar", "zh_CN", "zh_TW", "ja", "ko", "pt", "nl", "uk")
     translations = [
         gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[loc], fallback=True)
         for loc in locales
@@ -316,17 +317,31 @@ def _country_forms() -> dict[str, str]:
             head, _, tail = name.partition(", ")
             # ISO's inverted names read both ways: "Corée, République de", "République de Corée".
             for part in {name, head, f"{tail} {head}" if tail else head}:
-                words = _ascii_words(part)
-                if words:
-                    forms.setdefault(_country_form(words), country.alpha_2)
+                if form := _country_form(part):
+                    forms.setdefault(form, country.alpha_2)
     for code, names in _COUNTRY_WORDS.items():
         for name in names.split(","):
-            forms[_country_form(_ascii_words(name))] = code
+            forms[_country_form(name)] = code
     return forms
 
 
-def _country_form(words: Sequence[str]) -> str:
-    return " ".join(_spelling_key(w) for w in words)
+def _country_form(text: str) -> str:
+    return _as_written(text) or " ".join(_spelling_key(w) for w in _ascii_words(text))
+
+
+def _as_written(text: str) -> str | None:
+    """A name in a script other than Latin, Cyrillic or Greek, as written (NFKC, folded); None
+    for those three. Their transliterations are short and meet Latin names by chance (阿曼,
+    Oman, gives "aman": Amman; عمان gives "mn"), so such names are matched as written."""
+    normal = unicodedata.normalize("NFKC", text).casefold()
+    if _OTHER_SCRIPT.search(normal) is None:
+        return None
+    return " ".join(_NOT_A_WORD.split(normal)).strip()
+
+
+# A letter outside Latin, Greek and Cyrillic (and their extensions).
+_OTHER_SCRIPT = re.compile(r"[^\W\d_\u0000-\u024f\u0370-\u03ff\u0400-\u052f\u1e00-\u1fff]")
+_NOT_A_WORD = re.compile(r"[\W_]+")
 
 
 # Short names and demonyms (en, fr, de, es, it, ru transliterated), comma-separated, folded.
@@ -403,16 +418,16 @@ def _cities() -> dict[str, str]:
         if city["population"] >= CITY_MIN_POPULATION
     ]
     cities.sort(key=lambda city: -city["population"])
-    own = {_city_form(_ascii_words(city["name"])) for city in cities}
-    own |= {_city_form(_ascii_words(state["name"])) for state in cache.get_us_states().values()}
+    own = {_city_form(city["name"]) for city in cities}
+    own |= {_city_form(state["name"]) for state in cache.get_us_states().values()}
     forms: dict[str, str] = {}
     for city in cities:
-        name = _city_form(_ascii_words(city["name"]))
+        name = _city_form(city["name"])
         forms.setdefault(name, name)
         for alternate in city["alternatenames"]:
             if alternate.isupper():
                 continue
-            form = _city_form(_ascii_words(alternate))
+            form = _city_form(alternate)
             if len(form.replace(" ", "")) <= 3 or form in own or form in forms:
                 continue
             # Plain ASCII may be a nickname or a translation ("Big Apple", "White House" for
@@ -431,9 +446,13 @@ def _spelling_likeness(a: str, b: str) -> float:
     return fuzz.ratio(a.replace(" ", ""), b.replace(" ", "")) / 100
 
 
-def _city_form(words: Sequence[str]) -> str:
-    """Folded words, "St." and "Ste." spelled out ("St. Petersburg", "Saint-Pétersbourg")."""
-    return " ".join(_SAINTS.get(w, w) for w in words)
+def _city_form(text: str) -> str:
+    """Folded words, "St." and "Ste." spelled out ("St. Petersburg", "Saint-Pétersbourg").
+
+    Transliterated in every script (unlike country names): GeoNames lists many cities in pinyin
+    ("mo si ke"), which 莫斯科 meets only so, and the four-letter minimum keeps chance meetings
+    with Latin names rare."""
+    return " ".join(_SAINTS.get(w, w) for w in _ascii_words(text))
 
 
 _SAINTS: Mapping[str, str] = {"st": "saint", "ste": "sainte"}
@@ -464,14 +483,14 @@ def entity_key(text: str, label: str, lang: str) -> str:
     words = _ascii_words(text)
     if not words:
         return ""
-    country = None if label == "PERSON" else _countries().get(_country_form(words))
+    country = None if label == "PERSON" else _countries().get(_country_form(text))
     if country is not None:
         return f"c:{country}"
     joined = "".join(words)
     if joined in _ALIASES:
         return f"{'p' if label == 'PERSON' else 'n'}:{_ALIASES[joined]}"
     if label != "PERSON":
-        place = _city_form(words)
+        place = _city_form(text)
         return f"n:{_cities().get(place, ' '.join(words))}"
     family_first = (words[0] in _FAMILY_FIRST and len(words) <= 3) or (
         _HAN.search(text) is not None
