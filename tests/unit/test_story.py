@@ -157,6 +157,10 @@ def test_nicknames_and_translations_of_city_names_do_not_rename_other_places() -
     assert entity_key("Rome", "LOC", "en") == entity_key("Roma", "LOC", "it") == "n:rome"
     assert entity_key("Philadelphia", "LOC", "en") == "n:philadelphia"
     assert entity_key("Amman", "LOC", "en") == "n:amman"
+    assert entity_key("Florida", "LOC", "en") == "n:florida"  # not Floridablanca
+    assert entity_key("New York", "LOC", "en") == entity_key("Nueva York", "LOC", "es")
+    # Arabic names as written: أسمرة (Asmara) transliterates like Samara.
+    assert entity_key("أسمرة", "LOC", "ar") == entity_key("Asmara", "LOC", "en")
 
 
 def test_a_name_keys_alike_whatever_label_a_model_gave_it() -> None:
