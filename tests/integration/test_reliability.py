@@ -74,6 +74,9 @@ def two_workers(own_broker, tmp_path_factory):
     run.stop_workers()
 
 
+# Four phases of up to 240-300 s each: the suite's 300 s per test cut it off on a slow run
+# (267 s on an idle 2-core machine).
+@pytest.mark.timeout(900)
 def test_two_sigkills_and_a_broker_restart_lose_nothing(two_workers):
     run, broker = two_workers
     batch = articles(1200)
