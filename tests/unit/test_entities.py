@@ -252,6 +252,48 @@ def test_weekdays_and_caption_words_are_dropped_but_may_stays_a_person():
     assert names == [("Theresa May", "PERSON"), ("Reuters", "ORG"), ("May", "PERSON")]
 
 
+@pytest.mark.parametrize(
+    ("text", "surface", "label", "expected"),
+    [
+        (
+            "Biden in Washington. (AP Photo/Evan Vucci)",
+            "AP Photo/Evan Vucci",
+            "ORG",
+            [("AP", "ORG"), ("Evan Vucci", "PERSON")],
+        ),
+        ("Macron à Paris. (AFP Photo/Ludovic Marin)", "AFP Photo", "LOC", [("AFP", "ORG")]),
+        ("Une photo. [File: Dmitri Lovetsky/AP Photo)", "AP Photo", "PERSON", [("AP", "ORG")]),
+        (
+            "Hong Kong. REUTERS/Tyrone Siu",
+            "REUTERS/Tyrone Siu",
+            "ORG",
+            [("REUTERS", "ORG"), ("Tyrone Siu", "PERSON")],
+        ),
+        (
+            "Vladivostok [File: Alexander Zemlianichenko/Reuters pool]",
+            "Alexander Zemlianichenko/Reuters pool",
+            "PERSON",
+            [("Alexander Zemlianichenko", "PERSON"), ("Reuters", "ORG")],
+        ),
+        (
+            "Credit Ashraf Shazly/Agence France-Presse",
+            "Shazly/Agence France-Presse",
+            "ORG",
+            [("Shazly", "PERSON"), ("Agence France-Presse", "ORG")],
+        ),
+        # No agency in it: a slash inside a name stays.
+        ("Le groupe AC/DC joue ce soir.", "AC/DC", "ORG", [("AC/DC", "ORG")]),
+        ("Le club Magnum Photos expose.", "Magnum Photos", "ORG", [("Magnum Photos", "ORG")]),
+    ],
+)
+def test_photo_credits_split_into_agencies_and_photographers(text, surface, label, expected):
+    names, _ = _refined(text, [_mention(text, surface, label)], propagate=False)
+    assert names == expected
+    if len(expected) > 1:
+        off, _ = _refined(text, [_mention(text, surface, label)], split_credits=False)
+        assert off == [(surface, label)]
+
+
 def test_a_word_also_written_in_lower_case_is_a_common_noun():
     text = "Russian Defence Minister Sergei Shoigu. A Russian defence minister; the French."
     mentions = [
