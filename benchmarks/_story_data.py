@@ -25,7 +25,7 @@ from pipeline.analysis import IncomingMessage, process_batch
 from pipeline.settings import load_settings
 from pipeline.stages.dedup import decode_signature, estimate_similarity
 from pipeline.stages.entities import EntityRecognizer
-from pipeline.stages.story import Embedder, NamedEntity, embedding_text, language_neutral
+from pipeline.stages.story import Embedder, LanguageMean, NamedEntity, embedding_text
 
 MAX_TITLE_CHARS = 300
 
@@ -123,19 +123,26 @@ def analyse_docs(path: Path, cache: Path | None) -> dict[str, Doc]:
 def embed_docs(
     docs: Sequence[Doc], lead_chars: int, cache: Path | None, embedder: Embedder | None = None
 ) -> np.ndarray:
-    """Story vectors of each document's title and lead, in ``docs`` order, as the worker makes
-    them (``language_neutral`` embeddings); the embeddings are cached by content."""
+    """Story vectors of each document's title and lead, in ``docs`` order, as the story memory
+    makes them when the documents arrive in that order (each language's running mean taken
+    off: ``LanguageMean``); the embeddings are cached by content."""
     texts = [embedding_text(d.title, d.text, lead_chars) for d in docs]
     key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
     cached = cache / f"embeddings-{lead_chars}-{key}.npy" if cache else None
     if cached and cached.exists():
-        vectors = np.load(cached)
+        embeddings = np.load(cached)
     else:
-        vectors = (embedder or Embedder(num_threads=1)).embed(texts)
+        embeddings = (embedder or Embedder(num_threads=1)).embed(texts)
         if cached:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            np.save(cached, vectors)
-    return np.vstack([language_neutral(v, d.language) for v, d in zip(vectors, docs, strict=True)])
+            np.save(cached, embeddings)
+    means: dict[str | None, LanguageMean] = {}
+    vectors = []
+    for embedding, doc in zip(embeddings, docs, strict=True):
+        mean = means.get(doc.language) or LanguageMean.prior(doc.language)
+        vectors.append(mean.neutral(embedding))
+        means[doc.language] = mean.updated(embedding)
+    return np.vstack(vectors)
 
 
 def doc_order(path: Path) -> list[str]:

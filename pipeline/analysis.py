@@ -38,7 +38,7 @@ from pipeline.stages.entities import (
     refine_tagged,
 )
 from pipeline.stages.language import LanguageProfile, Segment, detect_languages
-from pipeline.stages.story import embedding_text, entity_key, language_neutral
+from pipeline.stages.story import embedding_text, entity_key
 
 # Flags that make an article unfit to be anyone's original or duplicate.
 NOT_DEDUPLICATED = frozenset({"not_an_article", "empty"})
@@ -171,11 +171,8 @@ def assemble(
         band_keys=band_keys(minhash) if minhash else [],
         dedup_eligible=eligible,
         output_key=prepared.output_key,
-        story_vector=(
-            [round(float(x), 5) for x in language_neutral(vector, article.language)]
-            if vector is not None
-            else None
-        ),
+        # The raw embedding: the story memory takes its language's running mean off.
+        story_vector=[round(float(x), 5) for x in vector] if vector is not None else None,
     )
 
 

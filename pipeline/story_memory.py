@@ -2,8 +2,9 @@
 
 Like the dedup memory, the table is anything with `get`, item assignment and `del` (a Faust
 table on the dedup partition in the worker, a dict in tests), iterated in key order by
-`items_after`. It holds two kinds of records (`pipeline.stages.story`): an article's story
-features under ``"s" + short id`` and an entity key's newest article ids under ``"k" + hash``.
+`items_after`. It holds three kinds of records (`pipeline.stages.story`): an article's story
+features under ``"s" + short id``, an entity key's newest article ids under ``"k" + hash`` and
+a language's running mean embedding under ``"m" + language``.
 
 The vector index lives in memory only: it is rebuilt from the article records the first time it
 is needed after `forget_index` (the worker calls it when it is given the partition, since another
@@ -27,6 +28,7 @@ from pipeline.stages.dedup import SweepPosition, short_id, sweep_step
 from pipeline.stages.story import (
     ARTICLE_PREFIX,
     DEFAULT_STORY,
+    LanguageMean,
     NamedEntity,
     StoryArticle,
     StoryConfig,
@@ -37,6 +39,7 @@ from pipeline.stages.story import (
     key_hash,
     key_record_key,
     link,
+    mean_record_key,
     story_article,
 )
 
@@ -70,7 +73,10 @@ class StoryMemory:
             return None
         article = analyzed.article
         index = self._vectors()
-        vector = np.asarray(analyzed.story_vector, dtype=np.float32)
+        embedding = np.asarray(analyzed.story_vector, dtype=np.float32)
+        mean_key = mean_record_key(article.language)
+        mean = LanguageMean.from_record(self.table.get(mean_key), article.language)
+        vector = mean.neutral(embedding)
         keys = entity_keys(NamedEntity(e.canonical, e.label, e.lang) for e in article.entities)
         key_records = {
             key_record_key(key_hash(key)): self.table.get(key_record_key(key_hash(key)))
@@ -94,7 +100,8 @@ class StoryMemory:
         )
         for key, record in judgement.writes.items():
             self.table[key] = record
-        if judgement.writes:
+        if judgement.writes:  # not a redelivery: the article moves its language's mean
+            self.table[mean_key] = mean.updated(embedding).record(article.ingested_at)
             index.add(article.id, judgement.article.vector)
             self._ids[short_id(article.id)] = article.id
             self._keep(judgement.article)

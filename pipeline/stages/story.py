@@ -3,8 +3,9 @@ the story memory. Pure stage: no Faust, Kafka or Prometheus (docs/STORY_LINKING.
 
 Flow for one article (the wiring calls these; the embedding runs where NER runs):
 
-1. ``language_neutral(Embedder.embed([embedding_text(title, text)])[0], language)`` -> one
-   unit vector (384 floats): the article's story vector.
+1. ``Embedder.embed([embedding_text(title, text)])[0]`` (where NER runs), then in the story
+   memory ``LanguageMean.neutral`` of it (the language's running mean, ``MEAN_PREFIX`` table
+   record) -> one unit vector (384 floats): the article's story vector.
 2. Candidates: ids listed under the article's entity keys (``KEY_PREFIX`` table records) and
    the vector top-k of a ``VectorIndex`` over the window; their ``StoryArticle`` records.
 3. ``story_article(..., VectorIndex.hubness(vector))`` -> a ``StoryArticle``: the vector (int8
@@ -48,6 +49,7 @@ __all__ = [
     "HUB_PRIOR",
     "KEY_PREFIX",
     "Embedder",
+    "LanguageMean",
     "NamedEntity",
     "Related",
     "StoryArticle",
@@ -64,9 +66,9 @@ __all__ = [
     "key_record_key",
     "key_weight",
     "key_writes",
-    "language_neutral",
     "link",
     "load_key_tables",
+    "mean_record_key",
     "name_keys",
     "numbers",
     "pair_features",
@@ -91,6 +93,13 @@ def embedding_text(title: str | None, text: str, lead_chars: int = LEAD_CHARS) -
 # docs/BENCHMARKS.md ("Story linking"): 0.75 against 0 (Pearson 0.646 -> 0.712 for the cosine
 # alone), 0.5 and 1.0.
 LANGUAGE_CENTRING = 0.75
+# The running mean of a language starts at its news-sentence mean, counted as this many
+# articles, and then follows the language's articles in the stream, as an average over about
+# the last MEAN_HORIZON of them (docs/BENCHMARKS.md, "Running language means": 5-50 measured
+# alike, the horizon changes nothing on 859 articles).
+MEAN_PRIOR_WEIGHT = 20.0
+MEAN_HORIZON = 1000.0
+MEAN_PREFIX = "m"  # story table key of a language's running mean: "m" + language
 
 
 @functools.cache
@@ -106,18 +115,56 @@ def _language_means() -> Mapping[str | None, np.ndarray]:
     return means
 
 
-def language_neutral(vector: np.ndarray, language: str | None) -> np.ndarray:
-    """The unit vector with most of its language's mean taken off, renormalised.
+def mean_record_key(language: str | None) -> str:
+    return MEAN_PREFIX + (language or "")
+
+
+@dataclass(frozen=True)
+class LanguageMean:
+    """A language's mean embedding, as its articles in the stream have moved it.
 
     A multilingual embedding carries a per-language offset (Libovický et al., 2020, "On the
     language neutrality of pre-trained multilingual representations"): two unrelated German
     articles look closer than the same story in German and English. Taking the offset off
-    lifts the cosine's correlation with human story ratings, most across languages.
+    lifts the cosine's correlation with human story ratings, most across languages. The offset
+    of news articles is not quite that of news sentences, so the mean starts at the sentences'
+    and follows the articles (a language without a stored mean, or none detected, starts at
+    the mean over languages).
     """
-    means = _language_means()
-    mean = means.get(language, means[None])
-    neutral = np.asarray(vector, dtype=np.float32) - LANGUAGE_CENTRING * mean
-    return neutral / (float(np.linalg.norm(neutral)) or 1.0)
+
+    vector: np.ndarray  # float32, 384
+    weight: float  # articles it stands for (prior included), at most MEAN_HORIZON
+
+    @classmethod
+    def prior(cls, language: str | None) -> LanguageMean:
+        means = _language_means()
+        return cls(means.get(language, means[None]), MEAN_PRIOR_WEIGHT)
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any] | None, language: str | None) -> LanguageMean:
+        if record is None:
+            return cls.prior(language)
+        vector = np.frombuffer(base64.b64decode(record["v"]), dtype=np.float32).copy()
+        return cls(vector, float(record["n"]))
+
+    def neutral(self, vector: np.ndarray) -> np.ndarray:
+        """The unit vector with LANGUAGE_CENTRING of this mean taken off, renormalised."""
+        neutral = np.asarray(vector, dtype=np.float32) - LANGUAGE_CENTRING * self.vector
+        return neutral / (float(np.linalg.norm(neutral)) or 1.0)
+
+    def updated(self, vector: np.ndarray) -> LanguageMean:
+        """The mean once one more article's (raw) embedding is counted."""
+        weight = min(self.weight + 1.0, MEAN_HORIZON)
+        moved = self.vector + (np.asarray(vector, dtype=np.float32) - self.vector) / weight
+        return LanguageMean(moved.astype(np.float32), weight)
+
+    def record(self, now: datetime) -> dict[str, Any]:
+        """The story table record; float32, since an update moves it by 1/MEAN_HORIZON."""
+        return {
+            "v": base64.b64encode(self.vector.astype(np.float32).tobytes()).decode("ascii"),
+            "n": round(self.weight, 3),
+            "t": int(now.timestamp()),
+        }
 
 
 # Hubness: some articles (generic topics, a language's residue) lie close to many others, so
@@ -132,7 +179,7 @@ HUB_REFERENCE = 800
 HUB_PENALTY = 0.5
 # Hubness of the dev articles (benchmarks/fit_story_model.py prints it): what fills the
 # neighbours a young window does not have yet, and the hubness of a record written without one.
-HUB_PRIOR = 0.39
+HUB_PRIOR = 0.37
 
 
 class Embedder:

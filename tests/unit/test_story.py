@@ -15,6 +15,9 @@ from pipeline.stages.story import (
     FEATURES,
     HUB_PENALTY,
     HUB_PRIOR,
+    MEAN_HORIZON,
+    MEAN_PRIOR_WEIGHT,
+    LanguageMean,
     NamedEntity,
     StoryArticle,
     StoryConfig,
@@ -26,8 +29,8 @@ from pipeline.stages.story import (
     entity_keys,
     key_hash,
     key_record_key,
-    language_neutral,
     link,
+    mean_record_key,
     name_keys,
     numbers,
     pair_features,
@@ -466,14 +469,48 @@ def test_language_neutral_vectors_bring_a_story_closer_across_languages() -> Non
         ("en", "Heavy rain floods the streets of Valencia as schools close for the week"),
     ]
     raw = Embedder(num_threads=1).embed([text for _, text in texts])
-    neutral = np.vstack([language_neutral(v, lang) for v, (lang, _) in zip(raw, texts)])
+    neutral = np.vstack(
+        [LanguageMean.prior(lang).neutral(v) for v, (lang, _) in zip(raw, texts)]
+    )
     assert np.allclose(np.linalg.norm(neutral, axis=1), 1.0, atol=1e-5)
     # The same story in two languages gains on an unrelated story in the same language.
     raw_margin = raw[0] @ raw[1] - raw[0] @ raw[2]
     assert neutral[0] @ neutral[1] - neutral[0] @ neutral[2] > raw_margin + 0.1
     # A language without a stored mean (or none detected) loses the mean over languages.
-    assert np.allclose(language_neutral(raw[0], None), language_neutral(raw[0], "xx"))
-    assert not np.allclose(language_neutral(raw[0], None), language_neutral(raw[0], "en"))
+    assert np.allclose(LanguageMean.prior(None).vector, LanguageMean.prior("xx").vector)
+    assert not np.allclose(LanguageMean.prior(None).vector, LanguageMean.prior("en").vector)
+
+
+def test_a_language_mean_follows_its_articles_within_its_horizon() -> None:
+    prior = LanguageMean.prior("de")
+    assert prior.weight == MEAN_PRIOR_WEIGHT
+    article = unit(1, 0)
+    moved = prior.updated(article)
+    # One article counts as one of MEAN_PRIOR_WEIGHT + 1.
+    expected = prior.vector + (article - prior.vector) / (MEAN_PRIOR_WEIGHT + 1)
+    assert np.allclose(moved.vector, expected, atol=1e-6)
+    assert moved.weight == MEAN_PRIOR_WEIGHT + 1
+    # Enough articles of one kind and the mean is theirs; the weight stops at the horizon.
+    mean = prior
+    for _ in range(int(3 * MEAN_HORIZON)):
+        mean = mean.updated(article)
+    assert mean.weight == MEAN_HORIZON
+    assert np.linalg.norm(mean.vector - article) < 0.05 * np.linalg.norm(prior.vector - article)
+    # A vector along the mean loses it: what is left points elsewhere.
+    assert mean.neutral(article + unit(0, 1)) @ unit(0, 1) > 0.9
+
+
+def test_a_language_mean_record_round_trips_and_expires_like_the_others() -> None:
+    mean = LanguageMean.prior("fr").updated(unit(1, 0))
+    record = mean.record(NOW)
+    assert json.loads(json.dumps(record)) == record
+    back = LanguageMean.from_record(record, "fr")
+    assert np.array_equal(back.vector, mean.vector) and back.weight == mean.weight
+    assert LanguageMean.from_record(None, "fr").weight == MEAN_PRIOR_WEIGHT
+    assert mean_record_key("fr") == "mfr" and mean_record_key(None) == "m"
+    assert len(json.dumps(record)) < 2200  # 384 float32 in base64
+    assert not is_expired(record, NOW + timedelta(days=6), timedelta(days=7))
+    assert is_expired(record, NOW + timedelta(days=8), timedelta(days=7))
 
 
 def test_a_redelivered_article_keeps_its_story_and_writes_nothing() -> None:

@@ -13,8 +13,12 @@ from pipeline.stages.story import (
     HUB_PENALTY,
     HUB_PRIOR,
     KEY_PREFIX,
+    MEAN_PRIOR_WEIGHT,
+    LanguageMean,
+    StoryArticle,
     StoryConfig,
     article_record_key,
+    mean_record_key,
 )
 from pipeline.story_memory import StoryMemory
 from tests.unit.test_story import COSINE_MODEL, unit
@@ -100,6 +104,25 @@ def test_a_redelivered_article_keeps_its_story_and_writes_nothing() -> None:
     again = stories.link(analyzed("b", unit(1, 0.1), NOW + timedelta(minutes=1)))
     assert again == first
     assert table == before
+
+
+def test_each_article_moves_its_languages_running_mean_once() -> None:
+    table: dict = {}
+    stories = memory(table)
+    stories.link(analyzed("a", unit(1, 0)))
+    mean = LanguageMean.from_record(table[mean_record_key("fr")], "fr")
+    assert mean.weight == MEAN_PRIOR_WEIGHT + 1
+    assert np.allclose(mean.vector, LanguageMean.prior("fr").updated(unit(1, 0)).vector)
+    # The stored story vector is the embedding with the mean the article found taken off.
+    stored = StoryArticle.from_record(table[article_record_key("a")]).vector
+    assert float(stored @ LanguageMean.prior("fr").neutral(unit(1, 0))) > 0.99
+    stories.link(analyzed("b", unit(0, 1), NOW + timedelta(minutes=1)))
+    assert table[mean_record_key("fr")]["n"] == MEAN_PRIOR_WEIGHT + 2
+    stories.link(analyzed("b", unit(0, 1), NOW + timedelta(minutes=1)))  # redelivered
+    assert table[mean_record_key("fr")]["n"] == MEAN_PRIOR_WEIGHT + 2
+    # The mean is table state: a memory over the same table (a rebalance) goes on from it.
+    memory(table).link(analyzed("c", unit(1, 1), NOW + timedelta(minutes=2)))
+    assert table[mean_record_key("fr")]["n"] == MEAN_PRIOR_WEIGHT + 3
 
 
 def test_entity_keys_are_remembered_and_found_across_spellings() -> None:
