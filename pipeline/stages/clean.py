@@ -338,12 +338,19 @@ _TITLE_OPTIONS: dict[str, Any] = {
 }
 
 
+_PAGE = re.compile(r"<(?:html|body)[\s>/]", re.IGNORECASE)
+
+
 def clean_html(
     html: str, url: str | None = None, title: str | None = None, *, max_chars: int = 200_000
 ) -> CleanedArticle:
     """Extract the article from an HTML page with trafilatura, then clean it like plain text."""
     import trafilatura  # deferred: importing trafilatura costs ~0.5 s, plain-text users skip it
 
+    if not _PAGE.search(html):
+        # A fragment (an RSS item's body, "<p>...</p>"): parsed alone, one element becomes the
+        # document root and trafilatura finds nothing in it. Inside a body it is the article.
+        html = f"<html><body>{html}</body></html>"
     options = _EXTRACT_OPTIONS if title is not None else {**_EXTRACT_OPTIONS, **_TITLE_OPTIONS}
     document = trafilatura.bare_extraction(html, url=url, **options)
     extracted = (getattr(document, "text", None) or "") if document is not None else ""

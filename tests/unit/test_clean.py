@@ -331,6 +331,24 @@ def test_wall_pages_are_flagged(html: str) -> None:
     assert "not_an_article" in clean_html(html).quality
 
 
+@pytest.mark.parametrize(
+    "fragment",
+    [
+        "<p>Giorgia Meloni met Ursula von der Leyen in Rome on Tuesday, officials said.</p>",
+        "<div>Giorgia Meloni met Ursula von der Leyen in Rome on Tuesday, officials said.</div>",
+        "<p>Giorgia Meloni met <b>Ursula von der Leyen</b> in Rome on Tuesday, officials said.",
+        "Giorgia Meloni met Ursula von der Leyen in Rome on Tuesday, officials said.",
+    ],
+)
+def test_an_html_fragment_of_one_element_keeps_its_text(fragment: str) -> None:
+    # The body of an RSS or Atom item: trafilatura alone found nothing in one element.
+    cleaned = clean_html(fragment)
+    assert cleaned.text == (
+        "Giorgia Meloni met Ursula von der Leyen in Rome on Tuesday, officials said."
+    )
+    assert cleaned.quality == ()
+
+
 def test_html_without_text_is_empty() -> None:
     cleaned = clean_html("<html><body><div></div></body></html>")
     assert cleaned.text == ""
