@@ -123,18 +123,25 @@ def tokens(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class FirstSeen:
-    """What the dedup memory keeps per fingerprint: the original's id and when it was seen."""
+    """What the dedup memory keeps per fingerprint: the original's id and when it was seen;
+    ``similarity`` when the text first came as a near duplicate of that original."""
 
     article_id: str
     seen_at: datetime
+    similarity: float | None = None
 
-    def to_record(self) -> dict[str, str]:
+    def to_record(self) -> dict[str, Any]:
         """The JSON value stored in the fingerprint table."""
-        return {"article_id": self.article_id, "seen_at": self.seen_at.isoformat()}
+        record: dict[str, Any] = {"article_id": self.article_id, "seen_at": self.seen_at.isoformat()}
+        if self.similarity is not None:
+            record["similarity"] = self.similarity
+        return record
 
     @classmethod
-    def from_record(cls, record: Mapping[str, str]) -> FirstSeen:
-        return cls(record["article_id"], datetime.fromisoformat(record["seen_at"]))
+    def from_record(cls, record: Mapping[str, Any]) -> FirstSeen:
+        return cls(
+            record["article_id"], datetime.fromisoformat(record["seen_at"]), record.get("similarity")
+        )
 
 
 @dataclass(frozen=True)
@@ -169,6 +176,8 @@ def judge_exact(
         return DedupVerdict("unique", None, None, FirstSeen(article_id, now))
     if previous.article_id == article_id:
         return UNIQUE
+    if previous.similarity is not None:  # this text was a near copy: so is every copy of it
+        return DedupVerdict("near_duplicate", previous.article_id, previous.similarity, None)
     return DedupVerdict("exact_duplicate", previous.article_id, 1.0, None)
 
 
@@ -489,9 +498,10 @@ def judge(
     """Exact path first, then the near-duplicate index.
 
     - A redelivered article gets its first near verdict back (its own index record decides).
-    - An exact duplicate is reported as such and writes nothing.
-    - A near duplicate's fingerprint is remembered as pointing at its ORIGINAL, so a later exact
-      copy of the near copy is an exact duplicate of the first article seen.
+    - A copy of a text seen before is reported from the fingerprint and writes nothing.
+    - A near duplicate's fingerprint is remembered as pointing at its ORIGINAL with its
+      similarity, so a later exact copy of the near copy is a near duplicate of the original
+      (same similarity): ``exact_duplicate`` always names an article with the same text.
     """
     if not eligible:
         return Judgement(UNIQUE, None, {})
@@ -500,12 +510,12 @@ def judge(
         near = judge_near(sig, keys, index, article_id, now, retention, config)
         return Judgement(near.verdict, None, {})
     exact = judge_exact(previous, article_id, now, retention)
-    if exact.status == "exact_duplicate":
+    if exact.duplicate_of is not None:
         return Judgement(exact, None, {})
     near = judge_near(sig, keys, index, article_id, now, retention, config)
     remember = exact.remember
     if remember is not None and near.verdict.duplicate_of is not None:
-        remember = FirstSeen(near.verdict.duplicate_of, now)
+        remember = FirstSeen(near.verdict.duplicate_of, now, near.verdict.similarity)
     return Judgement(near.verdict, remember, near.writes)
 
 

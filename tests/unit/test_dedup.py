@@ -55,6 +55,18 @@ def test_second_copy_points_at_the_first():
     assert verdict.remember is None
 
 
+def test_a_copy_of_a_near_copy_is_a_near_duplicate_of_the_original():
+    near_copy = FirstSeen("a", NOW, 0.82)  # the text first came as a near copy of "a"
+    assert FirstSeen.from_record(near_copy.to_record()) == near_copy
+    assert "similarity" not in FirstSeen("a", NOW).to_record()  # records written before it
+    verdict = judge_exact(near_copy, "c", NOW + timedelta(hours=1), WEEK)
+    assert (verdict.status, verdict.duplicate_of, verdict.similarity) == (
+        "near_duplicate",
+        "a",
+        0.82,
+    )
+
+
 def test_redelivery_of_the_original_is_not_its_own_duplicate():
     verdict = judge_exact(FirstSeen("a", NOW), "a", NOW, WEEK)
     assert verdict.status == "unique" and verdict.remember is None
@@ -416,9 +428,11 @@ def test_exact_copies_are_exact_duplicates_and_near_copies_near_ones():
     assert (exact.status, exact.duplicate_of, exact.similarity) == ("exact_duplicate", "orig", 1.0)
     near = memory.judge("near", COPIES["cut_tail"])
     assert (near.status, near.duplicate_of) == ("near_duplicate", "orig")
-    # An exact copy of the near copy points at the first article seen, not at the near copy.
+    # An exact copy of the near copy points at the first article seen, as a near duplicate of
+    # it with the near copy's similarity: exact_duplicate only ever names the same text.
     again = memory.judge("near-again", COPIES["cut_tail"])
-    assert (again.status, again.duplicate_of) == ("exact_duplicate", "orig")
+    assert (again.status, again.duplicate_of) == ("near_duplicate", "orig")
+    assert again.similarity == near.similarity
     # Redeliveries repeat their first verdict.
     assert memory.judge("near", COPIES["cut_tail"]) == near
     assert memory.judge("orig", ORIGINAL).status == "unique"
