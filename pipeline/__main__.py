@@ -73,16 +73,20 @@ def ingest(
     from pipeline.kafka_io import produce
 
     settings = load_settings()
+    limit = settings.max_message_bytes
+    warnings: list[str] = []
     try:
         records: list[RawRecord] = []
         for name in paths:
             if name == "-":
-                records.extend(records_from_stream(sys.stdin.buffer))
+                records.extend(records_from_stream(sys.stdin.buffer, limit))
             else:
-                records.extend(records_from_path(Path(name)))
+                records.extend(records_from_path(Path(name), limit, warnings))
     except IngestError as exc:
         typer.echo(f"ingest: {exc}", err=True)
         raise typer.Exit(2) from None
+    for note in warnings:
+        typer.echo(f"ingest: warning: {note}", err=True)
     sent = produce(settings, topic or settings.topic_raw, records, progress=sys.stderr.isatty())
     typer.echo(f"ingested {sent} article(s) into {topic or settings.topic_raw}")
 

@@ -42,9 +42,9 @@ def wait_until_ready(port: int, worker: subprocess.Popen, timeout: float = 180.0
     raise RuntimeError(f"the worker was not ready after {timeout:.0f} s")
 
 
-def sample_records(paths: list[Path]) -> list[RawRecord]:
+def sample_records(paths: list[Path], max_bytes: int) -> list[RawRecord]:
     """The given files, plus a re-sent copy of the first one under another id (a duplicate)."""
-    records = [record for path in paths for record in records_from_path(path)]
+    records = [record for path in paths for record in records_from_path(path, max_bytes)]
     if records:
         first = orjson.loads(records[0].value)
         copy_id = f"{first.get('id', 'sample')}-copy"
@@ -74,7 +74,7 @@ def run_demo(settings: Settings, paths: list[Path]) -> int:
             f"worker started (pid {worker.pid}, log {log_path}); waiting until ready…", flush=True
         )
         wait_until_ready(settings.web_port, worker)
-        records = sample_records(paths)
+        records = sample_records(paths, settings.max_message_bytes)
         colour = sys.stdout.isatty()
         watcher = _consumer_at_end(settings)
         print(f"sending {len(records)} article(s), one at a time\n", flush=True)
