@@ -50,6 +50,10 @@ Table = MutableMapping[str, Any]
 # base64 decoding, ~34 ms an article on the one dedup partition of the cluster (docs/BENCHMARKS.md,
 # "Throughput and latency"). Consecutive articles share most of their candidates.
 CACHED_ARTICLES = 20_000
+# A redelivered article's story vector against its stored one: 0.97 at least on the dev stream
+# of docs/BENCHMARKS.md (int8 codes, its language's mean moved meanwhile), while two different
+# articles of one story reach 0.88 at most. Below this, the id came back with other content.
+REDELIVERY_MIN_COSINE = 0.95
 
 
 @dataclass
@@ -88,6 +92,13 @@ class StoryMemory:
         ids.add(article.id)  # its own record, when this is a redelivery
         candidates = [c for i in sorted(ids) if (c := self._remembered(i)) is not None]
         previous = next((c for c in candidates if c.article_id == article.id), None)
+        if previous is not None and float(previous.vector @ vector) < REDELIVERY_MIN_COSINE:
+            # The same id with other content: an updated article, judged anew in place of its
+            # old record (dedup re-judges it the same way).
+            candidates = [c for c in candidates if c.article_id != article.id]
+            index.remove(article.id)
+            self._cache.pop(article.id, None)
+            previous = None
         # A redelivery keeps the hubness it was judged with (the index now holds the article).
         hubness = previous.hubness if previous is not None else index.hubness(vector)
         features = story_article(

@@ -125,6 +125,21 @@ def test_each_article_moves_its_languages_running_mean_once() -> None:
     assert table[mean_record_key("fr")]["n"] == MEAN_PRIOR_WEIGHT + 3
 
 
+def test_an_id_that_comes_back_with_other_content_is_judged_anew() -> None:
+    table: dict = {}
+    stories = memory(table)
+    stories.link(analyzed("a", unit(1, 0)))
+    stories.link(analyzed("b", unit(1, 0.1), NOW + timedelta(minutes=1)))
+    # "b" updated into another story: it leaves "a"'s story, and its record is the new one.
+    updated = stories.link(analyzed("b", unit(0, 1), NOW + timedelta(minutes=2)))
+    assert updated is not None and (updated.id, updated.similarity) == ("b", 1.0)
+    assert all(r.id != "b" for r in updated.related)
+    stored = StoryArticle.from_record(table[article_record_key("b")])
+    assert stored.story_id == "b" and float(stored.vector @ unit(0, 1)) > 0.5
+    close = stories.link(analyzed("c", unit(0, 1), NOW + timedelta(minutes=3)))
+    assert close is not None and close.id == "b"
+
+
 def test_entity_keys_are_remembered_and_found_across_spellings() -> None:
     table: dict = {}
     stories = memory(table)
