@@ -11,9 +11,10 @@ from typing import IO
 from xml.sax import SAXException
 
 import feedparser
+import lxml.html
 import orjson
 
-from pipeline.records import InvalidInput, parse_raw_article
+from pipeline.records import InvalidInput, json_type, parse_raw_article
 from pipeline.stages.clean import split_txt_file
 
 
@@ -119,7 +120,7 @@ def _json_object(raw: bytes, where: str) -> dict:
     except orjson.JSONDecodeError as exc:
         raise IngestError(f"{where}: invalid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise IngestError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        raise IngestError(f"{where}: expected a JSON object, got {json_type(data)}")
     return data
 
 
@@ -136,7 +137,7 @@ def _json_documents(content: bytes, path: Path, *, lines: bool) -> Iterator[dict
     items = data if isinstance(data, list) else [data]
     for number, item in enumerate(items, start=1):
         if not isinstance(item, dict):
-            raise IngestError(f"{path}#{number}: expected a JSON object, got {type(item).__name__}")
+            raise IngestError(f"{path}#{number}: expected a JSON object, got {json_type(item)}")
         yield item
 
 
@@ -167,13 +168,21 @@ def _feed_documents(content: bytes, path: Path, warnings: list[str] | None) -> I
         yield {
             "id": entry.get("id") or link or hashlib.sha256(body.encode()).hexdigest()[:16],
             "url": link,
-            "title": entry.get("title"),
+            "title": _feed_title(entry),
             "source": source,
             "published_at": _feed_date(entry),
             "html": body,
         }
     if not bodies:
         raise IngestError(f"{path}: no item of the feed has a content or summary")
+
+
+def _feed_title(entry: feedparser.FeedParserDict) -> str | None:
+    """The item's title as text: an Atom title of type html carries markup and entities."""
+    title = entry.get("title")
+    if not title or "html" not in entry.get("title_detail", {}).get("type", ""):
+        return title
+    return lxml.html.fragment_fromstring(title, create_parent="div").text_content().strip() or None
 
 
 def _feed_date(entry: feedparser.FeedParserDict) -> str | None:

@@ -68,6 +68,19 @@ class RawArticle(BaseModel):
         return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:16]
 
 
+def json_type(value: object) -> str:
+    """The JSON name of a decoded value's type, for messages about the input."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
 def parse_raw_article(payload: bytes) -> RawArticle:
     """Decode one raw-topic message; raise InvalidInput with a DLQ code on any defect."""
     if not payload or not payload.strip():
@@ -82,7 +95,7 @@ def parse_raw_article(payload: bytes) -> RawArticle:
         raise InvalidInput("invalid_json", f"the message is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidInput(
-            "invalid_record", f"the message must be a JSON object, not {type(data).__name__}"
+            "invalid_record", f"the message must be a JSON object, not {json_type(data)}"
         )
     try:
         return RawArticle.model_validate(data)

@@ -67,6 +67,17 @@ def test_rss_items_with_a_body_become_articles(tmp_path):
     assert "Parliament voted" in doc["html"]
 
 
+def test_an_atom_title_of_type_html_becomes_text(tmp_path):
+    feed = tmp_path / "feed.atom"
+    feed.write_bytes(
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>Wire</title><entry><id>u1</id>'
+        b'<title type="html">Vote &lt;b&gt;passed&lt;/b&gt; &amp;amp; signed</title>'
+        b'<content type="html">&lt;p&gt;Parliament voted.&lt;/p&gt;</content></entry></feed>'
+    )
+    (doc,) = values(records_from_path(feed, MAX_BYTES))
+    assert doc["title"] == "Vote passed & signed"
+
+
 def test_stdin_json_lines():
     stream = io.BytesIO(b'{"id": "s1", "text": "Hello"}\n\n{"id": "s2", "text": "World"}\n')
     assert [r.key for r in records_from_stream(stream, MAX_BYTES)] == [b"s1", b"s2"]
