@@ -210,6 +210,13 @@ def test_hint_never_overrides_strong_evidence() -> None:
     assert detect_languages(text, hint="de").language == "en"
 
 
+def test_a_short_text_keeps_the_hinted_language_when_it_is_the_best_guess() -> None:
+    text = "Joe Biden met Xi Jinping in San Francisco."  # en 0.49, nl 0.45: too close alone
+    assert detect_languages(text).language is None
+    assert detect_languages(text, hint="en").language == "en"
+    assert detect_languages(text, hint="ja").language is None  # not a contender
+
+
 def test_hint_breaks_a_near_tie_only() -> None:
     # "Real Madrid": English 0.43, Spanish 0.26, Italian 0.16 — weak and close.
     lang, confidence = detect_sentence("Real Madrid")
