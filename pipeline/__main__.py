@@ -8,11 +8,20 @@ from typing import Annotated
 
 import typer
 
-from pipeline.settings import load_settings
+from pipeline.settings import Settings, SettingsError, load_settings
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 kafka_cli = typer.Typer(no_args_is_help=True, help="The local single-node Apache Kafka (KRaft).")
 cli.add_typer(kafka_cli, name="kafka")
+
+
+def _settings() -> Settings:
+    """The settings, or a one-line message naming the bad ones and exit 2."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        typer.echo(f"settings: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _local_kafka():
@@ -54,7 +63,7 @@ def worker() -> None:
     from pipeline.logs import configure_logging
     from pipeline.worker import WorkerStartError, run_worker
 
-    settings = load_settings()
+    settings = _settings()
     configure_logging(settings.log_level)  # model loading logs before Faust takes over
     try:
         run_worker(settings)
@@ -72,7 +81,7 @@ def ingest(
     from pipeline.ingest import IngestError, RawRecord, records_from_path, records_from_stream
     from pipeline.kafka_io import produce
 
-    settings = load_settings()
+    settings = _settings()
     limit = settings.max_message_bytes
     warnings: list[str] = []
     try:
@@ -105,7 +114,7 @@ def tail(
     from pipeline.kafka_io import consume
     from pipeline.summary import summarize_message
 
-    settings = load_settings()
+    settings = _settings()
     colour = sys.stdout.isatty()
     for record in consume(
         settings, topic or settings.topic_enriched, count, timeout, from_beginning
@@ -125,7 +134,7 @@ def demo(
     """What `make run` does: broker, worker, ingest the samples, show the output; Ctrl-C stops."""
     from pipeline.demo import run_demo
 
-    raise typer.Exit(run_demo(load_settings(), paths))
+    raise typer.Exit(run_demo(_settings(), paths))
 
 
 @cli.command()

@@ -9,10 +9,20 @@ Environment names follow docs/CONTRACT.md: ``KAFKA_BOOTSTRAP_SERVERS`` and ``PIP
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, FilePath, SecretStr, field_validator, model_validator
+import pydantic_settings
+from pydantic import (
+    AliasChoices,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -215,5 +225,29 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, config_file))
 
 
+class SettingsError(ValueError):
+    """Settings that do not validate; the message names each setting as the user sets it."""
+
+
+def _setting_name(field: str) -> str:
+    alias = Settings.model_fields[field].validation_alias
+    variable = alias.choices[0] if isinstance(alias, AliasChoices) else f"PIPELINE_{field.upper()}"
+    return f"{variable} ({field} in the config file)"
+
+
 def load_settings(**overrides: object) -> Settings:
-    return Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            message = error["msg"].removeprefix("Value error, ")
+            known = field in Settings.model_fields
+            problems.append(f"{_setting_name(field)}: {message}" if known else message)
+        raise SettingsError("; ".join(problems)) from None
+    except pydantic_settings.SettingsError as exc:  # an environment value that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        if field is None or field.group(1) not in Settings.model_fields:
+            raise SettingsError(str(exc)) from None
+        raise SettingsError(f"{_setting_name(field.group(1))}: not valid JSON") from None

@@ -20,7 +20,6 @@ import faust
 import pytest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types.auth import AuthProtocol, SASLMechanism
-from pydantic import ValidationError
 
 from pipeline.kafka_local import LocalKafka
 from pipeline.kafka_local.broker import new_cluster_id
@@ -32,7 +31,7 @@ from pipeline.security import (
     kafka_python_options,
     ssl_context,
 )
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings, SettingsError, load_settings
 
 PASSWORD = "s3cr3t-Passw0rd-xyz"
 CA_BUNDLE = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
@@ -110,7 +109,7 @@ def test_security_settings_come_from_the_environment(monkeypatch: pytest.MonkeyP
 def test_incomplete_or_contradictory_security_fails_at_start_up(
     overrides: dict, message: str
 ) -> None:
-    with pytest.raises(ValidationError, match=message) as failure:
+    with pytest.raises(SettingsError, match=message) as failure:
         sasl(**overrides)
     assert PASSWORD not in str(failure.value)
 

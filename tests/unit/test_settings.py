@@ -1,7 +1,6 @@
 import pytest
-from pydantic import ValidationError
 
-from pipeline.settings import load_settings
+from pipeline.settings import SettingsError, load_settings
 
 
 def test_defaults_come_from_config_file(monkeypatch):
@@ -28,7 +27,7 @@ def test_contract_environment_overrides(monkeypatch):
 
 def test_bad_values_fail_with_the_setting_named(monkeypatch):
     monkeypatch.setenv("PIPELINE_WEB_PORT", "not-a-port")
-    with pytest.raises(ValidationError, match="web_port"):
+    with pytest.raises(SettingsError, match="web_port"):
         load_settings()
 
 
@@ -52,5 +51,34 @@ def test_dedup_retention_and_sweep_settings(monkeypatch):
     monkeypatch.setenv("PIPELINE_DEDUP_RETENTION_DAYS", "0.0001")  # about 8.6 s, for tests
     assert load_settings().dedup_retention_days == 0.0001
     monkeypatch.setenv("PIPELINE_DEDUP_SWEEP_BATCH", "0")
-    with pytest.raises(ValidationError, match="dedup_sweep_batch"):
+    with pytest.raises(SettingsError, match="dedup_sweep_batch"):
         load_settings()
+
+
+def test_a_bad_setting_is_named_as_the_user_sets_it(monkeypatch):
+    from pipeline.settings import SettingsError, load_settings
+
+    monkeypatch.setenv("PIPELINE_BATCH_SIZE", "abc")
+    with pytest.raises(SettingsError, match=r"^PIPELINE_BATCH_SIZE \(batch_size in the config"):
+        load_settings()
+    monkeypatch.delenv("PIPELINE_BATCH_SIZE")
+    monkeypatch.setenv("PIPELINE_SPACY_MODELS", "notjson")
+    with pytest.raises(SettingsError, match="PIPELINE_SPACY_MODELS .*: not valid JSON"):
+        load_settings()
+
+
+def test_the_cli_says_which_setting_is_bad_in_one_line_and_exits_2():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "ingest", "-"],
+        input=b"", capture_output=True, timeout=60, check=False,
+        env={"PIPELINE_WEB_PORT": "0", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode == 2
+    expected = (
+        "settings: PIPELINE_WEB_PORT (web_port in the config file): "
+        "Input should be greater than or equal to 1"
+    )
+    assert done.stderr.decode().strip().splitlines() == [expected]
