@@ -95,7 +95,9 @@ def _text(content: bytes, path: Path) -> str:
 
 
 # <meta charset="iso-8859-1"> or <meta http-equiv="Content-Type" content="text/html; charset=...">
-_DECLARED_CHARSET = re.compile(rb"<meta[^>]*charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]+)", re.IGNORECASE)
+_DECLARED_CHARSET = re.compile(
+    rb"<meta[^>]*charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]+)", re.IGNORECASE
+)
 
 
 def _html_text(content: bytes, path: Path) -> str:
