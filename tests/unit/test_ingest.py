@@ -157,18 +157,17 @@ def test_cli_exits_non_zero_with_the_reason_and_produces_nothing(tmp_path):
     bad.write_bytes(b'{"text": ')
     big = tmp_path / "big.txt"
     big.write_text("word " * 200_000)
-    # A broker address nobody listens on: validation must fail before any connection.
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "ingest", str(good), str(bad)],
-        capture_output=True, timeout=60, check=False,
-        env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9", "PATH": "/usr/bin:/bin"},
-    )
+    def ingest(*paths):
+        # A broker address nobody listens on: validation must fail before any connection.
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline", "ingest", *map(str, paths)],
+            capture_output=True, timeout=60, check=False,
+            env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9", "PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+
+    done = ingest(good, bad)
     assert done.returncode == 2
     assert "bad.json" in done.stderr.decode() and "invalid JSON" in done.stderr.decode()
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "ingest", str(good), str(big)],
-        capture_output=True, timeout=60, check=False,
-        env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9", "PATH": "/usr/bin:/bin"},
-    )
+    done = ingest(good, big)
     assert done.returncode == 2
     assert "big.txt" in done.stderr.decode() and "max_message_bytes" in done.stderr.decode()
